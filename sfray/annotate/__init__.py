@@ -1,0 +1,1 @@
+"""Annotations from the head mesh: landmarks, segmentation, depth, alignment, quality."""

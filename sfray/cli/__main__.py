@@ -1,0 +1,5 @@
+import sys
+
+from sfray.cli import main
+
+sys.exit(main())

@@ -1,0 +1,51 @@
+"""Helpers shared by subcommands: the CONFIG + overrides pattern and progress printing."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    """Positional CONFIG (a YAML under configs/, or a path) followed by key=value overrides."""
+    parser.add_argument("config", help="config YAML (e.g. configs/generate/quickstart.yaml)")
+    parser.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. generate.num_samples=32")
+
+
+def load_from_args(schema: type[T], args: argparse.Namespace) -> T:
+    from sfray.config import load_config
+
+    return load_config(schema, args.config, args.overrides)
+
+
+class Progress:
+    """A single updating progress line on stderr: done/total, rate and ETA."""
+
+    def __init__(self, total: int, label: str, stream: Any = None, min_interval: float = 0.5):
+        self.total, self.label = total, label
+        self.stream = stream or sys.stderr
+        self.start = time.monotonic()
+        self.last = 0.0
+        self.min_interval = min_interval
+
+    def update(self, done: int, extra: str = "", force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < self.min_interval and done < self.total:
+            return
+        self.last = now
+        elapsed = max(now - self.start, 1e-9)
+        rate = done / elapsed
+        eta = (self.total - done) / rate if rate > 0 else float("inf")
+        eta_s = f"{eta:5.0f}s" if eta != float("inf") else "    ?"
+        line = f"\r{self.label}: {done}/{self.total} ({rate:.2f}/s, ETA {eta_s}){' ' + extra if extra else ''}"
+        self.stream.write(line)
+        self.stream.flush()
+
+    def close(self, extra: str = "") -> None:
+        self.update(self.total if self.total else 0, extra, force=True)
+        self.stream.write("\n")
+        self.stream.flush()

@@ -1,0 +1,115 @@
+"""Load a structured config: dataclass schema <- YAML file <- ``key.sub=value`` overrides.
+
+Library code never sees a ``DictConfig``: :func:`load_config` returns the typed dataclass
+instance. Unknown keys and wrong types are rejected with one message that names the key, the
+file it came from and the closest valid key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from sfray.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def _valid_keys(node: Any, prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    if isinstance(node, DictConfig):
+        for k in node.keys():
+            full = f"{prefix}{k}"
+            keys.append(full)
+            child = node._get_node(k)
+            if isinstance(child, DictConfig):
+                keys.extend(_valid_keys(child, full + "."))
+    return keys
+
+
+def _closest(key: str, schema: DictConfig) -> str | None:
+    candidates = _valid_keys(schema)
+    match = difflib.get_close_matches(key, candidates, n=1, cutoff=0.5)
+    if match:
+        return match[0]
+    leaf = key.rsplit(".", 1)[-1]
+    leaves = {c.rsplit(".", 1)[-1]: c for c in candidates}
+    match = difflib.get_close_matches(leaf, list(leaves), n=1, cutoff=0.5)
+    return leaves[match[0]] if match else None
+
+
+def _explain(exc: OmegaConfBaseException, schema: DictConfig, origin: str) -> ConfigError:
+    key = getattr(exc, "full_key", None) or "?"
+    msg = str(exc).splitlines()[0]
+    if "not in" in msg or "Missing key" in msg or "Key '" in msg and "not" in msg:
+        hint = _closest(str(key), schema)
+        tail = f"; did you mean '{hint}'?" if hint else ""
+        return ConfigError(f"{origin}: unknown config key '{key}'{tail}")
+    return ConfigError(f"{origin}: bad value for config key '{key}': {msg}")
+
+
+def _parse_overrides(overrides: Sequence[str]) -> DictConfig:
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise ConfigError(f"override '{item}' is not of the form key.sub=value")
+    try:
+        return OmegaConf.from_dotlist(list(overrides))
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"cannot parse overrides {list(overrides)}: {exc}") from exc
+
+
+def load_config(
+    schema: type[T],
+    path: str | os.PathLike | None = None,
+    overrides: Sequence[str] = (),
+) -> T:
+    """Merge ``schema`` defaults, the YAML at ``path`` and dotlist ``overrides``; validate; return T."""
+    base = OmegaConf.structured(schema)
+    merged = base
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            loaded = OmegaConf.load(p)
+        except Exception as exc:  # yaml errors come in several types
+            raise ConfigError(f"{p}: not a valid YAML config ({exc})") from exc
+        try:
+            merged = OmegaConf.merge(merged, loaded)
+        except OmegaConfBaseException as exc:
+            raise _explain(exc, base, str(p)) from exc
+    if overrides:
+        dot = _parse_overrides(overrides)
+        try:
+            merged = OmegaConf.merge(merged, dot)
+        except OmegaConfBaseException as exc:
+            raise _explain(exc, base, "command-line override") from exc
+    try:
+        obj = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", "?")
+        raise ConfigError(f"config key '{key}' is required but missing ({exc})") from exc
+    validate = getattr(obj, "validate", None)
+    if callable(validate):
+        validate()
+    return obj  # type: ignore[return-value]
+
+
+def to_yaml(cfg: Any) -> str:
+    """The resolved config as YAML text (saved next to every output)."""
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def save_config(cfg: Any, path: str | os.PathLike) -> None:
+    """Write the resolved config atomically."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(to_yaml(cfg))
+    os.replace(tmp, p)

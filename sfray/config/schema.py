@@ -1,0 +1,210 @@
+"""Config schemas (OmegaConf structured configs). YAML files in ``configs/`` hold only deltas.
+
+Sections are grouped by the component that reads them; each section validates its own ranges in
+``validate()`` so a bad value fails at load time with the key named. Registry-valued fields
+(``sampling.strategy``, ``head.kind``, ``generator.kind``) are checked against their registries when
+the component is built, because the registries live in modules this package must not import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from sfray.conventions import DEFAULT_CAMERA_PIVOT, DEFAULT_CAMERA_RADIUS
+from sfray.errors import ConfigError
+
+
+def _check(cond: bool, key: str, msg: str) -> None:
+    if not cond:
+        raise ConfigError(f"bad value for config key '{key}': {msg}")
+
+
+def _check_range(key: str, rng: list[float]) -> None:
+    _check(len(rng) == 2 and rng[0] <= rng[1], key, f"expected [low, high] with low <= high, got {rng}")
+
+
+@dataclass
+class HeadConfig:
+    """Which head model drives generation: the embedded procedural head or a user's FLAME files."""
+
+    kind: str = "procedural"  # procedural | flame
+    path: Optional[str] = None  # FLAME generic_model.pkl (2020 or 2023 layout)
+    landmark_embedding: Optional[str] = None  # DECA landmark_embedding.npy or RingNet static .pkl
+    dynamic_embedding: Optional[str] = None  # RingNet flame_dynamic_embedding.npy
+    template_obj: Optional[str] = None  # head_template.obj (UVs)
+    label_map: Optional[str] = None  # UV label map image (colour table: SEG_CLASSES)
+    masks: Optional[str] = None  # FLAME_masks.pkl (vertex regions)
+    n_shape: int = 100
+    n_expression: int = 50
+    dtype: str = "float32"  # float32 | float64
+
+    def validate(self) -> None:
+        _check(self.kind in ("procedural", "flame"), "head.kind", f"'{self.kind}' is not procedural|flame")
+        _check(self.kind != "flame" or bool(self.path), "head.path", "head.kind=flame needs head.path=generic_model.pkl")
+        _check(0 < self.n_shape <= 300, "head.n_shape", "must be in 1..300")
+        _check(0 < self.n_expression <= 100, "head.n_expression", "must be in 1..100")
+        _check(self.dtype in ("float32", "float64"), "head.dtype", "float32 | float64")
+
+
+@dataclass
+class CameraConfig:
+    """Camera distribution. ``preset`` picks the paper's or the authors' release ranges (SYNTHFORGE §6)."""
+
+    preset: str = "release"  # paper | release | custom
+    yaw_range: list[float] = field(default_factory=lambda: [-0.8, 0.8])  # radians
+    pitch_range: list[float] = field(default_factory=lambda: [-0.8, 0.8])  # radians
+    fov_range: list[float] = field(default_factory=lambda: [18.0, 24.0])  # EG3D "fov" degrees
+    radius: float = DEFAULT_CAMERA_RADIUS
+    pivot: list[float] = field(default_factory=lambda: list(DEFAULT_CAMERA_PIVOT))
+    cond_fov: float = 18.837  # conditioning camera (frontal) for the generator's mapping network
+
+    def validate(self) -> None:
+        _check(self.preset in ("paper", "release", "custom"), "camera.preset", "paper | release | custom")
+        for k in ("yaw_range", "pitch_range", "fov_range"):
+            _check_range(f"camera.{k}", getattr(self, k))
+        _check(0 < self.fov_range[0] and self.fov_range[1] < 120, "camera.fov_range", "degrees in (0, 120)")
+        _check(self.radius > 0, "camera.radius", "must be > 0")
+        _check(len(self.pivot) == 3, "camera.pivot", "three numbers")
+
+
+@dataclass
+class SamplingConfig:
+    """How identities, expressions, poses and latents are drawn (``sfray.sampling`` registry)."""
+
+    strategy: str = "gaussian"  # gaussian | uniform | truncated | sobol | diverse
+    shape_scale: float = 1.0  # std (gaussian) or half-width (uniform) of beta
+    expression_scale: float = 1.0
+    jaw_open_range: list[float] = field(default_factory=lambda: [0.0, 0.0])  # radians about x
+    eye_range: list[float] = field(default_factory=lambda: [0.0, 0.0])  # radians, yaw and pitch
+    neck_range: list[float] = field(default_factory=lambda: [0.0, 0.0])  # radians
+    truncation_psi: float = 0.7
+    truncation_cutoff: int = 14
+    candidate_pool: int = 8  # diverse: candidates per kept sample
+
+    def validate(self) -> None:
+        for k in ("jaw_open_range", "eye_range", "neck_range"):
+            _check_range(f"sampling.{k}", getattr(self, k))
+        _check(self.shape_scale >= 0, "sampling.shape_scale", "must be >= 0")
+        _check(self.expression_scale >= 0, "sampling.expression_scale", "must be >= 0")
+        _check(0.0 <= self.truncation_psi <= 1.0, "sampling.truncation_psi", "must be in [0, 1]")
+        _check(self.candidate_pool >= 1, "sampling.candidate_pool", "must be >= 1")
+
+
+@dataclass
+class GeneratorConfig:
+    """The image generator: the embedded procedural renderer or Next3D from a checkpoint."""
+
+    kind: str = "procedural"  # procedural | next3d
+    checkpoint: Optional[str] = None  # Next3D .pkl (official) or sfray .safetensors
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "fp32"  # fp32 | bf16 | fp16
+    # procedural renderer
+    hair_cap_prob: float = 0.5
+    background: list[str] = field(default_factory=lambda: ["solid", "gradient", "noise"])
+    # test knob (issue: alignment): [rx, ry, rz (deg), tx, ty, tz (world units), scale]
+    misalign: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
+    # next3d
+    neural_rendering_resolution: int = 128
+    noise_mode: str = "const"
+
+    def validate(self) -> None:
+        _check(self.kind in ("procedural", "next3d"), "generator.kind", f"'{self.kind}' is not procedural|next3d")
+        _check(self.kind != "next3d" or bool(self.checkpoint), "generator.checkpoint", "generator.kind=next3d needs a checkpoint path")
+        _check(self.precision in ("fp32", "bf16", "fp16"), "generator.precision", "fp32 | bf16 | fp16")
+        _check(len(self.misalign) == 7 and self.misalign[6] > 0, "generator.misalign", "[rx, ry, rz, tx, ty, tz, scale>0]")
+        _check(0.0 <= self.hair_cap_prob <= 1.0, "generator.hair_cap_prob", "must be in [0, 1]")
+        bad = [b for b in self.background if b not in ("solid", "gradient", "noise")]
+        _check(not bad and bool(self.background), "generator.background", f"choose from solid|gradient|noise, got {bad}")
+
+
+@dataclass
+class AnnotateConfig:
+    """Annotation from the mesh: rasterizer backend and the alignment map (head space -> world)."""
+
+    raster_backend: str = "torch"  # torch | pytorch3d
+    alignment_map: Optional[str] = None  # fixMapMLP01.pth or sfray .safetensors; identity if unset
+    visibility_tolerance: float = 0.01  # world units of z-buffer slack for landmark visibility
+
+    def validate(self) -> None:
+        _check(self.raster_backend in ("torch", "pytorch3d"), "annotate.raster_backend", "torch | pytorch3d")
+        _check(self.visibility_tolerance >= 0, "annotate.visibility_tolerance", "must be >= 0")
+
+
+@dataclass
+class QualityConfig:
+    """Per-sample quality figures and what to do with samples that fail them."""
+
+    policy: str = "keep"  # keep | flag | drop
+    min_mask_iou: float = 0.0  # mesh mask vs generator mask
+    max_depth_residual: float = 1e9  # world units, median |mesh z - generator z| on shared foreground
+    max_detector_px: float = 1e9  # mean landmark distance to the detector, pixels at 512
+    detector: Optional[str] = None  # dotted path to a callable (uint8 images -> (B, 68, 2) or None)
+
+    def validate(self) -> None:
+        _check(self.policy in ("keep", "flag", "drop"), "quality.policy", "keep | flag | drop")
+        _check(0.0 <= self.min_mask_iou <= 1.0, "quality.min_mask_iou", "must be in [0, 1]")
+        _check(self.max_depth_residual > 0, "quality.max_depth_residual", "must be > 0")
+        _check(self.max_detector_px > 0, "quality.max_detector_px", "must be > 0")
+
+
+@dataclass
+class GenerateSection:
+    """What to generate and how it is stored."""
+
+    num_samples: int = 64
+    resolution: int = 512
+    batch_size: int = 8
+    samples_per_shard: int = 256
+    image_format: str = "png"  # png | jpeg | webp
+    image_quality: int = 95
+    preview_samples: int = 16
+
+    def validate(self) -> None:
+        _check(self.num_samples >= 1, "generate.num_samples", "must be >= 1")
+        _check(32 <= self.resolution <= 2048, "generate.resolution", "must be in 32..2048")
+        _check(self.batch_size >= 1, "generate.batch_size", "must be >= 1")
+        _check(self.samples_per_shard >= 1, "generate.samples_per_shard", "must be >= 1")
+        _check(self.image_format in ("png", "jpeg", "webp"), "generate.image_format", "png | jpeg | webp")
+        _check(1 <= self.image_quality <= 100, "generate.image_quality", "must be in 1..100")
+
+
+@dataclass
+class RayConfig:
+    """Cluster knobs; the library config above stays cluster-agnostic."""
+
+    address: Optional[str] = None  # None: start a local Ray; "auto": join the running cluster
+    num_cpus: Optional[int] = None  # local Ray only
+    actors_min: int = 1
+    actors_max: int = 2
+    gpus_per_actor: float = 0.0
+    cpus_per_actor: float = 1.0
+    # fault injection for tests (off by default): kill an actor after this many batches
+    fail_actor_after_batches: int = -1
+    # fault injection: abort the driver after this many shards were committed
+    fail_driver_after_shards: int = -1
+
+    def validate(self) -> None:
+        _check(1 <= self.actors_min <= self.actors_max, "ray.actors_min", "need 1 <= actors_min <= actors_max")
+        _check(self.gpus_per_actor >= 0, "ray.gpus_per_actor", "must be >= 0")
+
+
+@dataclass
+class GenerateJobConfig:
+    """``sfray generate`` / ``jobs/generate.py``."""
+
+    output_dir: str = "outputs/quickstart"
+    seed: int = 0
+    generate: GenerateSection = field(default_factory=GenerateSection)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+    def validate(self) -> None:
+        for section in (self.generate, self.head, self.generator, self.sampling, self.camera,
+                        self.annotate, self.quality, self.ray):
+            section.validate()

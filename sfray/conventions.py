@@ -1,0 +1,180 @@
+"""The one place for sfray's tensor conventions (DESIGN.md §4).
+
+Every module that touches cameras, pixels, landmarks, segmentation labels, depth or record
+field names imports its constants from here; nothing else spells them out again.
+
+Camera label ``c`` (EG3D/Next3D): 16 numbers of the 4x4 cam2world matrix (row-major; camera axes
+OpenCV: x right, y down, z forward; world y up, frontal camera on +z), then 9 numbers of the
+intrinsics normalised by image size ``[[f, 0, cx], [0, f, cy], [0, 0, 1]]``.
+
+Pixels: ``(x, y)``; ``(0, 0)`` is the top-left corner of the top-left pixel, so pixel centres sit
+at ``+0.5``. A normalised image coordinate ``u`` in [0, 1] maps to pixel ``u * size``.
+
+Depth: camera-space z (distance along the optical axis) in generator world units, float32 in
+memory, float16 on disk, always paired with a boolean foreground mask.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+# --------------------------------------------------------------------------------------------
+# Cameras (EG3D / Next3D)
+# --------------------------------------------------------------------------------------------
+CAMERA_LABEL_DIM: Final = 25
+#: EG3D's FOV_to_intrinsics divides by 1.414 (not 2): f = 1 / (1.414 * tan(fov / 2)).
+EG3D_FOV_DIVISOR: Final = 1.414
+#: Normalised focal length of the FFHQ labels (EG3D "fov" 18.837 degrees).
+FFHQ_FOCAL: Final = 4.2647
+FFHQ_FOV_DEG: Final = 18.837
+DEFAULT_CAMERA_RADIUS: Final = 2.7
+DEFAULT_CAMERA_PIVOT: Final = (0.0, 0.0, 0.2)
+
+# --------------------------------------------------------------------------------------------
+# Head model space -> generator world (Next3D / SynthForge release, SYNTHFORGE.md §1.2)
+# world = (p + ORTH_SHIFT) * ORTH_SCALE / 2 + (0, 0, WORLD_Z_OFFSET)
+# --------------------------------------------------------------------------------------------
+ORTH_SCALE: Final = 5.0
+ORTH_SHIFT: Final = (0.0, -0.01, -0.01)
+WORLD_Z_OFFSET: Final = math.sqrt(2.0) / 10.0
+
+# --------------------------------------------------------------------------------------------
+# Head model (FLAME layout)
+# --------------------------------------------------------------------------------------------
+FLAME_NUM_VERTICES: Final = 5023
+FLAME_NUM_FACES: Final = 9976
+FLAME_MAX_SHAPE: Final = 300
+FLAME_MAX_EXPRESSION: Final = 100
+#: Joint order of FLAME's kinematic tree.
+JOINT_NAMES: Final = ("global", "neck", "jaw", "left_eye", "right_eye")
+#: Full pose is 15 axis-angle numbers, one triple per joint in JOINT_NAMES order.
+POSE_DIM: Final = 3 * len(JOINT_NAMES)
+#: FLAME's dynamic contour table covers head yaw in [-39, 39] degrees, one row per degree.
+DYNAMIC_CONTOUR_MAX_DEG: Final = 39
+
+# --------------------------------------------------------------------------------------------
+# Landmarks: iBUG-300W 68-point order (0-based)
+# --------------------------------------------------------------------------------------------
+NUM_LANDMARKS: Final = 68
+LANDMARK_GROUPS: Final = {
+    "jaw": tuple(range(0, 17)),  # subject's right (image left in a frontal view) -> left
+    "right_brow": tuple(range(17, 22)),
+    "left_brow": tuple(range(22, 27)),
+    "nose_bridge": tuple(range(27, 31)),
+    "nostrils": tuple(range(31, 36)),
+    "right_eye": tuple(range(36, 42)),
+    "left_eye": tuple(range(42, 48)),
+    "outer_lip": tuple(range(48, 60)),
+    "inner_lip": tuple(range(60, 68)),
+}
+#: Number of contour (dynamic) landmarks; they come first in the 68 (0..16).
+NUM_CONTOUR_LANDMARKS: Final = 17
+#: Outer eye corners used for inter-ocular normalisation (NME).
+OUTER_EYE_CORNERS: Final = (36, 45)
+NOSE_TIP: Final = 30
+
+
+def _ibug68_mirror() -> tuple[int, ...]:
+    pairs = [(i, 16 - i) for i in range(8)]  # jaw
+    pairs += [(17 + i, 26 - i) for i in range(5)]  # brows
+    pairs += [(31, 35), (32, 34)]  # nostrils
+    pairs += [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]  # eyes
+    pairs += [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58)]  # outer lip
+    pairs += [(60, 64), (61, 63), (65, 67)]  # inner lip
+    perm = list(range(NUM_LANDMARKS))
+    for a, b in pairs:
+        perm[a], perm[b] = b, a
+    return tuple(perm)
+
+
+#: ``flipped[i] = original[IBUG68_MIRROR[i]]`` after a horizontal image flip.
+IBUG68_MIRROR: Final = _ibug68_mirror()
+
+# --------------------------------------------------------------------------------------------
+# Segmentation: the 19 regions of the FLAME UV label map + background (SYNTHFORGE.md §1.3).
+# "left"/"right" are the subject's: the subject's right ear renders on the image left.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SegClass:
+    id: int
+    name: str
+    color: tuple[int, int, int]  # RGB in the authors' flame_seg_tex.png
+
+
+def _hex(c: str) -> tuple[int, int, int]:
+    return (int(c[1:3], 16), int(c[3:5], 16), int(c[5:7], 16))
+
+
+SEG_CLASSES: Final = tuple(
+    SegClass(i, name, _hex(color))
+    for i, (name, color) in enumerate(
+        [
+            ("face", "#f5dccb"),
+            ("forehead", "#440f85"),
+            ("eye_region", "#9dab3b"),
+            ("neck", "#e4f18f"),
+            ("right_eye_region", "#757ae4"),
+            ("left_eye_region", "#e5a5e7"),
+            ("right_eyeball", "#0000ff"),
+            ("left_eyeball", "#f600ff"),
+            ("left_eyebrow", "#8fa9d3"),
+            ("right_eyebrow", "#d38f8f"),
+            ("eye_region+forehead", "#656b38"),
+            ("left_ear", "#00ff3c"),
+            ("right_ear", "#fcff00"),
+            ("lower_lip", "#008880"),
+            ("upper_lip", "#d91717"),
+            ("inner_mouth", "#002f99"),
+            ("nose", "#c602ac"),
+            ("scalp", "#683516"),
+            ("neck_back", "#50443d"),
+            ("background", "#000000"),
+        ]
+    )
+)
+SEG_NAMES: Final = tuple(c.name for c in SEG_CLASSES)
+SEG_ID: Final = {c.name: c.id for c in SEG_CLASSES}
+NUM_SEG_CLASSES: Final = len(SEG_CLASSES)  # 20, background included
+BACKGROUND_ID: Final = SEG_ID["background"]  # 19
+#: Label-map colours that belong to no class (unused UV area, bottom strip): read as background.
+SEG_UNUSED_COLORS: Final = (_hex("#d1823d"), _hex("#00fff1"))
+#: Class pairs swapped by a horizontal flip.
+SEG_FLIP_PAIRS: Final = ((4, 5), (6, 7), (8, 9), (11, 12))
+
+
+def _seg_flip_permutation() -> tuple[int, ...]:
+    perm = list(range(NUM_SEG_CLASSES))
+    for a, b in SEG_FLIP_PAIRS:
+        perm[a], perm[b] = b, a
+    return tuple(perm)
+
+
+#: ``flipped_label = SEG_FLIP_PERMUTATION[label]`` after a horizontal image flip.
+SEG_FLIP_PERMUTATION: Final = _seg_flip_permutation()
+
+# --------------------------------------------------------------------------------------------
+# Record field names (one sample on disk / in a batch). Use these, never string literals.
+# --------------------------------------------------------------------------------------------
+
+
+class Field:
+    SAMPLE_ID = "sample_id"
+    SEED = "seed"
+    IMAGE = "image"  # uint8 (3, H, W)
+    SEGMENTATION = "segmentation"  # uint8 (H, W), SEG_CLASSES ids
+    DEPTH = "depth"  # float32 (H, W) camera-space z, 0 outside the mask
+    MASK = "mask"  # bool (H, W) head-mesh foreground
+    LANDMARKS_2D = "landmarks_2d"  # float32 (68, 2) pixels
+    LANDMARKS_3D = "landmarks_3d"  # float32 (68, 3) camera space
+    LANDMARKS_VISIBLE = "landmarks_visible"  # bool (68,)
+    CAMERA = "camera"  # float32 (25,)
+    SHAPE = "shape"  # float32 (n_shape,)
+    EXPRESSION = "expression"  # float32 (n_expression,)
+    POSE = "pose"  # float32 (15,)
+    LATENT = "z"  # float32 (z_dim,) or empty for generators without a latent
+    GENERATOR = "generator"  # generator identity string
+    QUALITY = "quality"  # dict of per-sample quality figures

@@ -1,0 +1,1 @@
+"""Records, LMDB shards, the Parquet manifest, datasets, exporters and importers."""

@@ -1,0 +1,1 @@
+"""Image generators behind one protocol (``sfray.generators.base.Generator``)."""

@@ -1,0 +1,1 @@
+"""Cameras, projection and rasterization in plain PyTorch (DESIGN.md §4 conventions)."""

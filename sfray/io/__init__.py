@@ -1,0 +1,1 @@
+"""File-format helpers shared by the loaders (restricted unpickling, images)."""

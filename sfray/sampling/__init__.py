@@ -1,0 +1,1 @@
+"""Per-sample specifications as pure functions of (dataset seed, sample id, config)."""
