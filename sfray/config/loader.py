@@ -101,6 +101,19 @@ def load_config(
     return obj  # type: ignore[return-value]
 
 
+def config_from_yaml_text(schema: type[T], text: str) -> T:
+    """Rebuild a config from the YAML that :func:`to_yaml` wrote (e.g. shipped to a Ray actor)."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.create(text))
+        obj = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        raise _explain(exc, OmegaConf.structured(schema), "config text") from exc
+    validate = getattr(obj, "validate", None)
+    if callable(validate):
+        validate()
+    return obj  # type: ignore[return-value]
+
+
 def to_yaml(cfg: Any) -> str:
     """The resolved config as YAML text (saved next to every output)."""
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))

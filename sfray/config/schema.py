@@ -73,7 +73,7 @@ class SamplingConfig:
     """How identities, expressions, poses and latents are drawn (``sfray.sampling`` registry)."""
 
     strategy: str = "gaussian"  # gaussian | uniform | truncated | sobol | diverse
-    shape_scale: float = 1.0  # std (gaussian) or half-width (uniform) of beta
+    shape_scale: float = 1.0  # multiplies beta's std (gaussian) or the release's U(-2, 2) (uniform)
     expression_scale: float = 1.0
     jaw_open_range: list[float] = field(default_factory=lambda: [0.0, 0.0])  # radians about x
     eye_range: list[float] = field(default_factory=lambda: [0.0, 0.0])  # radians, yaw and pitch
@@ -119,16 +119,68 @@ class GeneratorConfig:
 
 
 @dataclass
+class AlignLossConfig:
+    """Weights and robust scales of the alignment losses (``sfray align`` and per-sample refinement).
+
+    Each term's residuals are divided by its scale (where the robust loss turns from quadratic to
+    linear/flat) and averaged; the weighted sum of the terms is minimised.
+    """
+
+    depth: float = 1.0  # mesh z-buffer vs generator depth on the shared foreground
+    silhouette: float = 1.0  # mesh contour vs generator mask boundary (signed distance, pixels)
+    chamfer: float = 1.0  # mapped mesh surface vs generator surface points (both directions)
+    landmark: float = 1.0  # projected landmarks vs detector / generator ground truth
+    depth_scale: float = 0.01  # world units
+    silhouette_scale: float = 1.0  # pixels at the fitting resolution
+    chamfer_scale: float = 0.01  # world units
+    landmark_scale: float = 2.0  # pixels at the fitting resolution
+    robust: str = "huber"  # l2 | huber | cauchy
+
+    def validate(self, key: str) -> None:
+        for name in ("depth", "silhouette", "chamfer", "landmark"):
+            _check(getattr(self, name) >= 0, f"{key}.{name}", "weight must be >= 0")
+        for name in ("depth_scale", "silhouette_scale", "chamfer_scale", "landmark_scale"):
+            _check(getattr(self, name) > 0, f"{key}.{name}", "scale must be > 0")
+        _check(self.robust in ("l2", "huber", "cauchy"), f"{key}.robust", "l2 | huber | cauchy")
+        _check(self.depth + self.silhouette + self.chamfer + self.landmark > 0, key, "at least one loss weight must be > 0")
+
+
+@dataclass
+class RefineConfig:
+    """Per-sample refinement (off by default): a small bounded residual map fitted in the actor."""
+
+    enabled: bool = False
+    model: str = "rigid"  # rigid | similarity | affine
+    steps: int = 4  # Gauss-Newton steps (each re-rasterizes the mesh once)
+    resolution: int = 64  # raster resolution of the refinement losses
+    max_rotation_deg: float = 3.0  # bound on the residual's rotation
+    max_translation: float = 0.05  # world units, bound on the residual's translation
+    max_scale_change: float = 0.05  # bound on |scale - 1| (similarity) or on |linear - I| (affine)
+    loss: AlignLossConfig = field(default_factory=AlignLossConfig)
+
+    def validate(self) -> None:
+        _check(self.model in ("rigid", "similarity", "affine"), "annotate.refine.model", "rigid | similarity | affine")
+        _check(1 <= self.steps <= 100, "annotate.refine.steps", "must be in 1..100")
+        _check(16 <= self.resolution <= 1024, "annotate.refine.resolution", "must be in 16..1024")
+        _check(0 < self.max_rotation_deg <= 45, "annotate.refine.max_rotation_deg", "must be in (0, 45]")
+        _check(self.max_translation > 0, "annotate.refine.max_translation", "must be > 0")
+        _check(0 < self.max_scale_change < 1, "annotate.refine.max_scale_change", "must be in (0, 1)")
+        self.loss.validate("annotate.refine.loss")
+
+
+@dataclass
 class AnnotateConfig:
     """Annotation from the mesh: rasterizer backend and the alignment map (head space -> world)."""
 
     raster_backend: str = "torch"  # torch | pytorch3d
     alignment_map: Optional[str] = None  # fixMapMLP01.pth or sfray .safetensors; identity if unset
     visibility_tolerance: float = 0.01  # world units of z-buffer slack for landmark visibility
+    refine: RefineConfig = field(default_factory=RefineConfig)  # per-sample refinement (issue 11)
 
     def validate(self) -> None:
         _check(self.raster_backend in ("torch", "pytorch3d"), "annotate.raster_backend", "torch | pytorch3d")
         _check(self.visibility_tolerance >= 0, "annotate.visibility_tolerance", "must be >= 0")
+        self.refine.validate()
 
 
 @dataclass
@@ -140,12 +192,21 @@ class QualityConfig:
     max_depth_residual: float = 1e9  # world units, median |mesh z - generator z| on shared foreground
     max_detector_px: float = 1e9  # mean landmark distance to the detector, pixels at 512
     detector: Optional[str] = None  # dotted path to a callable (uint8 images -> (B, 68, 2) or None)
+    # issue 11 (additive): the authors' rule as a preset, the alignment residual, faceless samples
+    preset: Optional[str] = None  # None | authors (detector within 11 px at 512, else drop)
+    max_alignment_residual: float = 1e9  # pixels at 512: landmark shift of the per-sample refinement
+    fail_no_face: bool = True  # a configured detector finding no face fails the sample
+    enabled: bool = True  # compute the quality figures at all (off: no figures, status ok)
 
     def validate(self) -> None:
         _check(self.policy in ("keep", "flag", "drop"), "quality.policy", "keep | flag | drop")
         _check(0.0 <= self.min_mask_iou <= 1.0, "quality.min_mask_iou", "must be in [0, 1]")
         _check(self.max_depth_residual > 0, "quality.max_depth_residual", "must be > 0")
         _check(self.max_detector_px > 0, "quality.max_detector_px", "must be > 0")
+        _check(self.max_alignment_residual > 0, "quality.max_alignment_residual", "must be > 0")
+        _check(self.preset in (None, "authors"), "quality.preset", f"'{self.preset}' is not null | authors")
+        _check(self.preset != "authors" or bool(self.detector), "quality.detector",
+               "quality.preset=authors needs a landmark detector (a dotted path, see docs/alignment.md)")
 
 
 @dataclass
@@ -208,3 +269,49 @@ class GenerateJobConfig:
         for section in (self.generate, self.head, self.generator, self.sampling, self.camera,
                         self.annotate, self.quality, self.ray):
             section.validate()
+
+
+@dataclass
+class AlignSection:
+    """``sfray align``: fit the global alignment map on freshly generated samples (issue 11)."""
+
+    num_samples: int = 24  # samples the map is fitted on
+    num_holdout: int = 12  # held-out samples for the before/after report
+    holdout_offset: int = 1_000_000  # held-out sample ids start here (disjoint from fitting ids)
+    resolution: int = 128  # raster resolution of the fitting losses
+    model: str = "affine"  # affine (12 dof, like the authors' MLP) | similarity (7) | rigid (6)
+    iterations: int = 12  # outer iterations (re-rasterize, re-match), each one Gauss-Newton step
+    tolerance: float = 1e-6  # stop when the update changes the map by less than this
+    landmarks: str = "auto"  # auto | detector | ground_truth | none (ground truth: generator extras)
+    max_points: int = 1500  # surface points per sample for the Chamfer term
+    init: Optional[str] = None  # start from this map file (default identity)
+    map_file: str = "alignment_map.safetensors"  # written into output_dir
+    loss: AlignLossConfig = field(default_factory=AlignLossConfig)
+
+    def validate(self) -> None:
+        _check(self.num_samples >= 1, "align.num_samples", "must be >= 1")
+        _check(self.num_holdout >= 1, "align.num_holdout", "must be >= 1")
+        _check(self.holdout_offset >= self.num_samples, "align.holdout_offset", "must be >= align.num_samples")
+        _check(32 <= self.resolution <= 1024, "align.resolution", "must be in 32..1024")
+        _check(self.model in ("affine", "similarity", "rigid"), "align.model", "affine | similarity | rigid")
+        _check(1 <= self.iterations <= 1000, "align.iterations", "must be in 1..1000")
+        _check(self.tolerance >= 0, "align.tolerance", "must be >= 0")
+        _check(self.landmarks in ("auto", "detector", "ground_truth", "none"), "align.landmarks",
+               "auto | detector | ground_truth | none")
+        _check(self.max_points >= 16, "align.max_points", "must be >= 16")
+        _check(bool(self.map_file) and "/" not in self.map_file, "align.map_file", "a file name inside output_dir")
+        self.loss.validate("align.loss")
+
+
+@dataclass
+class AlignJobConfig(GenerateJobConfig):
+    """``sfray align``: the generation sections (to build the same generator) plus ``align``."""
+
+    output_dir: str = "outputs/align"
+    align: AlignSection = field(default_factory=AlignSection)
+
+    def validate(self) -> None:
+        super().validate()
+        self.align.validate()
+        _check(self.align.landmarks != "detector" or bool(self.quality.detector), "quality.detector",
+               "align.landmarks=detector needs quality.detector (a dotted path to a landmark detector)")

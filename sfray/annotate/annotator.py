@@ -1,0 +1,168 @@
+"""Annotations from the mesh that drove the generator: landmarks, visibility, segmentation, depth.
+
+The annotator never looks at the image. It takes the head mesh from ``GeneratorOutput``, maps it
+to the generator's world with the generator's own ``mesh_to_world`` followed by the global
+:class:`AlignmentMap` (identity unless ``annotate.alignment_map`` is set), and projects it with the
+rendering camera (``sfray.geometry.camera``), then rasterizes it once with sfray's rasterizer:
+
+* ``landmarks_2d`` (B, 68, 2) pixels and ``landmarks_3d`` (B, 68, 3) camera space come from
+  ``head_landmarks``: the 68 iBUG points with the *dynamic* contour (17 jaw points chosen by the
+  head's own rotation, FLAME's convention), the points 2D benchmarks mean. ``landmarks_3d`` is the
+  unprojected partner of the 2D points, so ``project(landmarks_3d) == landmarks_2d``.
+* ``landmarks_3d_fixed`` / ``landmarks_2d_fixed`` come from ``head_landmarks_fixed``: the 68
+  points at fixed mesh locations (DECA's "full" embedding), which is what 3D landmark users want
+  (a contour that does not slide with the pose). ``landmarks_world`` is the dynamic set in world.
+* ``landmarks_visible`` (B, 68): inside the image and not self-occluded
+  (``sfray.annotate.visibility``, ``annotate.visibility_tolerance`` of z slack).
+* ``segmentation`` (B, H, W) uint8: per-pixel UV (perspective-correct barycentrics of the per-face
+  -corner UVs) looked up *nearest* in the UV label map (``sfray.annotate.uv_segmentation``);
+  ``BACKGROUND_ID`` where no face covers the pixel centre.
+* ``depth`` (B, H, W) float32 camera-space z of the mesh, 0 outside; ``mask`` (B, H, W) bool, which
+  equals ``segmentation != BACKGROUND_ID`` and the mesh coverage (unlabelled UV texels are filled
+  from their nearest region, so every covered pixel gets a region).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from sfray.annotate.transform import AlignmentMap, transform_points
+from sfray.annotate.uv_segmentation import fill_unlabelled, lookup_labels
+from sfray.annotate.visibility import landmark_visibility
+from sfray.config.schema import AnnotateConfig
+from sfray.conventions import BACKGROUND_ID, Field
+from sfray.generators.base import GeneratorOutput, SampleSpecs
+from sfray.geometry.camera import camera_label_to_matrices, world_to_camera
+from sfray.geometry.projection import to_screen_perspective
+from sfray.geometry.rasterizer import face_attributes, get_rasterizer, interpolate
+from sfray.head.layer import HeadModel
+
+#: Record keys beyond ``Field`` written by :func:`to_record_fields` (extra arrays of a record).
+LANDMARKS_3D_FIXED = "landmarks_3d_fixed"  # float32 (68, 3) camera space, fixed embedding
+LANDMARKS_2D_FIXED = "landmarks_2d_fixed"  # float32 (68, 2) pixels, fixed embedding
+
+
+@dataclass
+class Annotation:
+    """Annotations of a batch of B samples at H = W = resolution."""
+
+    landmarks_2d: torch.Tensor  # (B, 68, 2) float32 pixels
+    landmarks_3d: torch.Tensor  # (B, 68, 3) float32 camera space
+    landmarks_visible: torch.Tensor  # (B, 68) bool
+    landmarks_2d_fixed: torch.Tensor  # (B, 68, 2) float32 pixels
+    landmarks_3d_fixed: torch.Tensor  # (B, 68, 3) float32 camera space
+    landmarks_world: torch.Tensor  # (B, 68, 3) float32 (aligned) generator world
+    segmentation: torch.Tensor  # (B, H, W) uint8 SEG_CLASSES ids
+    depth: torch.Tensor  # (B, H, W) float32 camera z, 0 outside the mask
+    mask: torch.Tensor  # (B, H, W) bool
+    mesh_to_world: torch.Tensor  # (B, 4, 4) the transform used: alignment @ generator mesh_to_world
+
+
+def _as_numpy(x: Any) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+class Annotator:
+    """Turns a :class:`GeneratorOutput` into an :class:`Annotation` (no image content is used)."""
+
+    def __init__(self, head: HeadModel, resolution: int, cfg: AnnotateConfig | None = None,
+                 alignment: AlignmentMap | None = None):
+        self.cfg = cfg if cfg is not None else AnnotateConfig()
+        self.resolution = int(resolution)
+        if alignment is None and self.cfg.alignment_map:
+            from sfray.annotate.alignment import load_alignment_map
+
+            alignment = load_alignment_map(self.cfg.alignment_map)
+        self.alignment = alignment if alignment is not None else AlignmentMap()
+        self.rasterize = get_rasterizer(self.cfg.raster_backend)
+        self.faces = torch.as_tensor(_as_numpy(head.faces), dtype=torch.int64)
+        uv = torch.as_tensor(_as_numpy(head.uv_coords), dtype=torch.float32)
+        uv_faces = torch.as_tensor(_as_numpy(head.uv_faces), dtype=torch.int64)
+        self.face_uv = uv[uv_faces]  # (F, 3, 2) per-face-corner UVs (seams have distinct corners)
+        self.label_map = torch.as_tensor(fill_unlabelled(_as_numpy(head.uv_label_map)).astype(np.int64))
+        self._device: torch.device | None = None
+
+    def _to(self, device: torch.device) -> None:
+        if self._device != device:
+            self.faces = self.faces.to(device)
+            self.face_uv = self.face_uv.to(device)
+            self.label_map = self.label_map.to(device)
+            self._device = device
+
+    def world_transform(self, out: GeneratorOutput) -> torch.Tensor:
+        """(B, 4, 4) head space -> aligned world: ``alignment @ out.mesh_to_world`` (float64)."""
+        return self.alignment.compose(out.mesh_to_world.to(torch.float64))
+
+    def project(self, points_head: torch.Tensor, m: torch.Tensor, camera: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Head-space points (B, N, 3) -> (world (B, N, 3), camera (B, N, 3), screen (B, N, 3)).
+
+        Screen is (x, y) pixels at ``resolution`` and camera z, the rasterizer's input. Computed
+        in float64 (landmark pixels must not jitter with float32 rounding at 512+ px).
+        """
+        world = transform_points(m, points_head.to(torch.float64))
+        c2w, k = camera_label_to_matrices(camera.to(torch.float64))
+        cam = world_to_camera(world, c2w)
+        screen = to_screen_perspective(cam, k, self.resolution)
+        return world, cam, screen
+
+    def annotate(self, out: GeneratorOutput) -> Annotation:
+        """Annotate a batch; all tensors stay on the output's device."""
+        device = out.head_vertices.device
+        self._to(device)
+        res = self.resolution
+        if out.image.shape[-2:] != (res, res):
+            raise ValueError(f"annotator built for {res}x{res} but the generator returned "
+                             f"{tuple(out.image.shape[-2:])} images; set generate.resolution consistently")
+        m = self.world_transform(out)
+        _, _, v_screen = self.project(out.head_vertices, m, out.camera)
+        lm_world, lm_cam, lm_screen = self.project(out.head_landmarks, m, out.camera)
+        _, lf_cam, lf_screen = self.project(out.head_landmarks_fixed, m, out.camera)
+
+        frags = self.rasterize(v_screen.to(torch.float32), self.faces, (res, res), perspective_correct=True)
+        covered = frags.face_index >= 0
+        uv = interpolate(frags, self.face_uv)  # (B, H, W, 2)
+        seg = lookup_labels(self.label_map, uv)
+        seg = torch.where(covered, seg, torch.full_like(seg, BACKGROUND_ID)).to(torch.uint8)
+        depth = torch.where(covered, frags.zbuf, torch.zeros_like(frags.zbuf)).to(torch.float32)
+        visible = landmark_visibility(lm_screen[..., :2], lm_screen[..., 2], frags.zbuf.to(torch.float64),
+                                      float(self.cfg.visibility_tolerance))
+        f32 = torch.float32
+        return Annotation(
+            landmarks_2d=lm_screen[..., :2].to(f32), landmarks_3d=lm_cam.to(f32), landmarks_visible=visible,
+            landmarks_2d_fixed=lf_screen[..., :2].to(f32), landmarks_3d_fixed=lf_cam.to(f32),
+            landmarks_world=lm_world.to(f32), segmentation=seg, depth=depth,
+            mask=seg != BACKGROUND_ID, mesh_to_world=m.to(f32),
+        )
+
+
+def to_record_fields(annotation: Annotation, out: GeneratorOutput, specs: SampleSpecs, i: int) -> dict[str, Any]:
+    """Sample ``i`` of a batch as record fields (numpy arrays keyed by ``Field``) for the encoder.
+
+    The generator identity (``Field.GENERATOR``) and quality figures are added by the caller.
+    """
+    def np_(x: torch.Tensor) -> np.ndarray:
+        return x[i].detach().cpu().numpy()
+
+    return {
+        Field.SAMPLE_ID: int(specs.sample_id[i]),
+        Field.SEED: int(specs.seed[i]),
+        Field.IMAGE: np_(out.image).astype(np.uint8),
+        Field.SEGMENTATION: np_(annotation.segmentation).astype(np.uint8),
+        Field.DEPTH: np_(annotation.depth).astype(np.float32),
+        Field.MASK: np_(annotation.mask).astype(bool),
+        Field.LANDMARKS_2D: np_(annotation.landmarks_2d).astype(np.float32),
+        Field.LANDMARKS_3D: np_(annotation.landmarks_3d).astype(np.float32),
+        Field.LANDMARKS_VISIBLE: np_(annotation.landmarks_visible).astype(bool),
+        LANDMARKS_2D_FIXED: np_(annotation.landmarks_2d_fixed).astype(np.float32),
+        LANDMARKS_3D_FIXED: np_(annotation.landmarks_3d_fixed).astype(np.float32),
+        Field.CAMERA: np_(out.camera).astype(np.float32),
+        Field.SHAPE: np_(specs.shape).astype(np.float32),
+        Field.EXPRESSION: np_(specs.expression).astype(np.float32),
+        Field.POSE: np_(specs.pose).astype(np.float32),
+        Field.LATENT: np_(specs.latent).astype(np.float32),
+    }

@@ -1,0 +1,34 @@
+"""``sfray generate CONFIG [key=value ...]``: make (or resume) a dataset, then its preview sheet."""
+
+from __future__ import annotations
+
+import argparse
+
+from sfray.cli.common import add_config_args, load_from_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="generate an annotated dataset (resumable) with a Ray actor pool",
+        description="Generate (or resume) a dataset: LMDB shards + manifest.parquet + dataset.yaml "
+        "+ preview.png in output_dir. Rerunning the same command resumes where it stopped.",
+    )
+    add_config_args(p)
+    p.add_argument("--no-progress", action="store_true", help="do not print the progress line")
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sfray.config.schema import GenerateJobConfig
+    from sfray.distributed.generation import run_generation
+
+    cfg = load_from_args(GenerateJobConfig, args)
+    summary = run_generation(cfg, progress=not args.no_progress)
+    print(
+        f"dataset: {summary.output_dir}  committed {summary.committed}/{summary.requested}"
+        f" (dropped {summary.dropped}); generated {summary.generated_this_run} this run"
+        f" in {summary.seconds:.1f}s"
+    )
+    print(f"preview: {summary.output_dir}/preview.png")
+    return 0

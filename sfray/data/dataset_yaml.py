@@ -1,0 +1,117 @@
+"""``dataset.yaml``: what a dataset *is*, readable without sfray's code.
+
+It holds the resolved generation config, the generator identity, the label schema (ids, names,
+colours, flip pairs from :mod:`sfray.conventions`), the landmark order with its mirror
+permutation, depth units, and counts (total, by status, by reason, shards). A consumer that
+trains on the data needs nothing else to interpret the records. Written atomically (tmp file +
+``os.replace``) after every manifest commit, so it never disagrees with a committed manifest for
+long and is never half-written.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sfray.conventions import (
+    BACKGROUND_ID,
+    IBUG68_MIRROR,
+    LANDMARK_GROUPS,
+    NUM_LANDMARKS,
+    SEG_CLASSES,
+    SEG_FLIP_PAIRS,
+    SEG_UNUSED_COLORS,
+)
+from sfray.data import layout
+from sfray.data.manifest import Manifest
+from sfray.data.record import FORMAT_VERSION
+from sfray.errors import AssetError
+
+DATASET_FORMAT = 1
+
+
+def label_schema() -> dict[str, Any]:
+    """The segmentation schema of every sfray record, as plain data."""
+    return {
+        "name": "flame-uv-19+background",
+        "classes": [{"id": c.id, "name": c.name, "color": "#%02x%02x%02x" % c.color} for c in SEG_CLASSES],
+        "background_id": BACKGROUND_ID,
+        "flip_pairs": [list(p) for p in SEG_FLIP_PAIRS],
+        "unused_colors_read_as_background": ["#%02x%02x%02x" % c for c in SEG_UNUSED_COLORS],
+    }
+
+
+def landmark_schema() -> dict[str, Any]:
+    return {
+        "order": "ibug-300w-68",
+        "count": NUM_LANDMARKS,
+        "groups": {k: [v[0], v[-1]] for k, v in LANDMARK_GROUPS.items()},  # inclusive index ranges
+        "mirror": list(IBUG68_MIRROR),
+        "pixel_convention": "(x, y), (0, 0) = top-left corner of the top-left pixel; centres at +0.5",
+    }
+
+
+def build_dataset_yaml(
+    manifest: Manifest,
+    *,
+    config: dict[str, Any] | None = None,
+    generator: str | None = None,
+    source: str = "sfray",
+) -> dict[str, Any]:
+    """The dataset.yaml content as a dict (``config`` is the resolved config as plain data)."""
+    generators = sorted(set(manifest.table.column("generator").to_pylist()) - {""})
+    return {
+        "format": DATASET_FORMAT,
+        "record_format": FORMAT_VERSION,
+        "source": source,
+        "generator": generator if generator is not None else (
+            generators[0] if len(generators) == 1 else generators),
+        "labels": label_schema(),
+        "landmarks": landmark_schema(),
+        "depth": {"units": "camera-space z, generator world units", "dtype_on_disk": "float16",
+                  "mask": "bool foreground",
+                  "kind": "metric, unless a record says depth_kind: relative (imported, per-image 0..1)"},
+        "counts": manifest.counts(),
+        "config": config or {},
+    }
+
+
+def write_dataset_yaml(dataset_dir: str | Path, content: dict[str, Any]) -> Path:
+    """Atomically (re)write ``DATASET/dataset.yaml``."""
+    root = Path(dataset_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / layout.DATASET_YAML
+    tmp = root / f"{layout.DATASET_YAML}{layout.TMP_MARK}{uuid.uuid4().hex}"
+    try:
+        tmp.write_text(yaml.safe_dump(content, sort_keys=False, default_flow_style=None, width=120))
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final
+
+
+def update_dataset_yaml(dataset_dir: str | Path, *, config: dict[str, Any] | None = None,
+                        generator: str | None = None, source: str | None = None) -> Path:
+    """Refresh counts from the manifest, keeping config/generator/source already in the file."""
+    old = read_dataset_yaml(dataset_dir) if (Path(dataset_dir) / layout.DATASET_YAML).is_file() else {}
+    content = build_dataset_yaml(
+        Manifest.load(dataset_dir),
+        config=config if config is not None else old.get("config"),
+        generator=generator if generator is not None else old.get("generator"),
+        source=source or old.get("source", "sfray"),
+    )
+    return write_dataset_yaml(dataset_dir, content)
+
+
+def read_dataset_yaml(dataset_dir: str | Path) -> dict[str, Any]:
+    path = Path(dataset_dir) / layout.DATASET_YAML
+    if not path.is_file():
+        raise AssetError(f"{path}: no dataset.yaml; is {dataset_dir} an sfray dataset directory?")
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise AssetError(f"{path}: not valid YAML ({exc})") from exc

@@ -1,0 +1,152 @@
+"""Export a dataset into the authors' SynthForge layout or the FaceSynthetics layout.
+
+Both walk the manifest in sample-id order over records that exist (status ok or flagged) and
+number the files 0, 1, 2, ... in that order (``index.json`` maps file index -> sample id).
+
+**SynthForge layout** (SYNTHFORGE.md §1.1): ``images/ seg/ depth/ annotations/`` with 5-digit
+names. ``seg`` is the RGB colour map (SEG_CLASSES colours); ``depth/*.png`` is the authors' 8-bit
+per-image min-max normalisation over the foreground (near dark, far bright, background 255) at the
+record's depth resolution. That PNG **loses metric scale**, so the exact on-disk depth is written
+alongside as ``depth_metric/{i:05d}.npz`` (``depth`` float16 camera-space z, ``mask`` bool),
+lossless with respect to the record. Annotation JSON keys: ``z``, ``camera_params`` (25),
+``flame_shape``, ``flame_exp``, ``flame_pose`` (6: global then jaw, as the authors store it),
+``2d_kps`` (68x2 pixels); sfray extras: ``sample_id``, ``seed``, ``generator``, ``full_pose`` (15),
+``2d_kps_visible``, ``3d_kps``, ``quality``, ``status``, ``reason``, ``depth_kind``.
+
+**FaceSynthetics layout**: ``{i:06d}.png``, ``{i:06d}_seg.png`` (uint8 FaceSynthetics ids through
+:data:`OURS_TO_FACESYNTHETICS`, or the record's own source map when it was imported from
+FaceSynthetics), ``{i:06d}_ldmks.txt`` (70 rows ``x y``: iBUG 68, then the pupils of the subject's
+right and left eye; records without pupils get the centroid of that eye's six contour points).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from sfray.conventions import LANDMARK_GROUPS, JOINT_NAMES, Field
+from sfray.data.colors import ids_to_rgb
+from sfray.data.record import DEPTH_KIND, PUPILS_2D, REASON, SOURCE_SEGMENTATION, STATUS
+from sfray.data.torch_dataset import SfrayDataset
+from sfray.data.facesynthetics import FS_SCHEMA, OURS_TO_FACESYNTHETICS, SOURCE_SCHEMA
+
+_J = {name: 3 * i for i, name in enumerate(JOINT_NAMES)}
+
+
+def _records(dataset_dir: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    ds = SfrayDataset(dataset_dir, with_meta=True)
+    for i in range(len(ds)):
+        yield i, {k: (v.numpy() if hasattr(v, "numpy") else v) for k, v in ds[i].items()}
+
+
+def _save_image(chw: np.ndarray, path: Path) -> None:
+    Image.fromarray(np.ascontiguousarray(chw.transpose(1, 2, 0))).save(path)
+
+
+def authors_depth_png(depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(H, W) float depth + bool mask -> uint8 per-image min-max (foreground), background 255."""
+    out = np.full(depth.shape, 255, dtype=np.uint8)
+    if mask.any():
+        d = depth[mask].astype(np.float64)
+        lo, hi = d.min(), d.max()
+        out[mask] = np.round((d - lo) / max(hi - lo, 1e-12) * 255.0).astype(np.uint8)
+    return out
+
+
+def _list(rec: dict[str, Any], name: str) -> list[float]:
+    v = rec.get(name)
+    return [] if v is None else np.asarray(v, dtype=np.float32).reshape(-1).tolist()
+
+
+def _annotation(rec: dict[str, Any]) -> dict[str, Any]:
+    pose = np.asarray(rec.get(Field.POSE, np.zeros(15)), dtype=np.float32)
+    ann: dict[str, Any] = {
+        "z": _list(rec, Field.LATENT),
+        "camera_params": _list(rec, Field.CAMERA),
+        "flame_shape": _list(rec, Field.SHAPE),
+        "flame_exp": _list(rec, Field.EXPRESSION),
+        "flame_pose": np.concatenate([pose[_J["global"]:_J["global"] + 3],
+                                      pose[_J["jaw"]:_J["jaw"] + 3]]).tolist(),
+        "full_pose": pose.tolist(),
+        "sample_id": int(rec[Field.SAMPLE_ID]),
+        "seed": int(rec.get(Field.SEED, -1)),
+        "generator": rec.get(Field.GENERATOR, ""),
+        "quality": rec.get(Field.QUALITY, {}),
+        "status": rec.get(STATUS, "ok"),
+        "reason": rec.get(REASON, ""),
+        "depth_kind": rec.get(DEPTH_KIND, "metric"),
+    }
+    if Field.LANDMARKS_2D in rec:
+        ann["2d_kps"] = np.asarray(rec[Field.LANDMARKS_2D], dtype=np.float32).tolist()
+    if Field.LANDMARKS_VISIBLE in rec:
+        ann["2d_kps_visible"] = np.asarray(rec[Field.LANDMARKS_VISIBLE], dtype=bool).tolist()
+    if Field.LANDMARKS_3D in rec:
+        ann["3d_kps"] = np.asarray(rec[Field.LANDMARKS_3D], dtype=np.float32).tolist()
+    return ann
+
+
+def export_authors_layout(dataset_dir: str | Path, out_dir: str | Path) -> int:
+    """Write the SynthForge release layout; returns the number of samples exported."""
+    out = Path(out_dir)
+    for sub in ("images", "seg", "depth", "depth_metric", "annotations"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    index = {}
+    n = 0
+    for i, rec in _records(dataset_dir):
+        name = f"{i:05d}"
+        index[name] = int(rec[Field.SAMPLE_ID])
+        if Field.IMAGE in rec:
+            _save_image(rec[Field.IMAGE], out / "images" / f"{name}.png")
+        if Field.SEGMENTATION in rec:
+            seg_rgb = ids_to_rgb(rec[Field.SEGMENTATION].astype(np.uint8))
+            Image.fromarray(seg_rgb).save(out / "seg" / f"{name}.png")
+        if Field.DEPTH in rec:
+            depth = rec[Field.DEPTH]
+            mask = rec.get(Field.MASK, depth > 0).astype(bool)
+            Image.fromarray(authors_depth_png(depth, mask)).save(out / "depth" / f"{name}.png")
+            np.savez_compressed(out / "depth_metric" / f"{name}.npz", depth=depth.astype(np.float16),
+                                mask=mask)
+        (out / "annotations" / f"{name}.json").write_text(json.dumps(_annotation(rec)))
+        n += 1
+    (out / "index.json").write_text(json.dumps(index, indent=0))
+    return n
+
+
+def _pupils(rec: dict[str, Any]) -> np.ndarray:
+    if PUPILS_2D in rec:
+        return np.asarray(rec[PUPILS_2D], dtype=np.float32).reshape(2, 2)
+    lm = np.asarray(rec[Field.LANDMARKS_2D], dtype=np.float32)
+    return np.stack([lm[list(LANDMARK_GROUPS[eye])].mean(0) for eye in ("right_eye", "left_eye")])
+
+
+def export_facesynthetics_layout(dataset_dir: str | Path, out_dir: str | Path, *,
+                                 num_landmarks: int = 70) -> int:
+    """Write the FaceSynthetics layout (70 or 68 landmark rows); returns the number exported."""
+    if num_landmarks not in (68, 70):
+        raise ValueError("num_landmarks must be 68 or 70")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    index = {}
+    n = 0
+    for i, rec in _records(dataset_dir):
+        name = f"{i:06d}"
+        index[name] = int(rec[Field.SAMPLE_ID])
+        _save_image(rec[Field.IMAGE], out / f"{name}.png")
+        if rec.get(SOURCE_SCHEMA) == FS_SCHEMA and SOURCE_SEGMENTATION in rec:
+            seg = rec[SOURCE_SEGMENTATION].astype(np.uint8)
+        else:
+            seg = OURS_TO_FACESYNTHETICS[rec[Field.SEGMENTATION].astype(np.int64)]
+        Image.fromarray(seg).save(out / f"{name}_seg.png")
+        if Field.LANDMARKS_2D in rec:
+            pts = np.asarray(rec[Field.LANDMARKS_2D], dtype=np.float32)
+            if num_landmarks == 70:
+                pts = np.concatenate([pts, _pupils(rec)])
+            (out / f"{name}_ldmks.txt").write_text("".join(f"{x!r} {y!r}\n" for x, y in pts.tolist()))
+        n += 1
+    (out / "index.json").write_text(json.dumps(index, indent=0))
+    return n

@@ -1,0 +1,244 @@
+"""Import released datasets as sfray shards + manifest: SynthForge (authors) and FaceSynthetics.
+
+Both importers are resumable and idempotent: ids already in the target manifest are skipped,
+shards are written with :func:`write_shard` (contiguous chunks of ``samples_per_shard`` ids) and
+committed every ``commit_every`` shards, then ``dataset.yaml`` is refreshed. Sample ids are the
+numbers in the file names (``00042.png`` -> 42).
+
+SynthForge (SYNTHFORGE.md §1.1): colour ``seg/`` -> ids by nearest LAB colour
+(:mod:`sfray.data.colors`); ``depth/*.png`` (128² uint8, per-image min-max) is kept as *relative*
+depth in [0, 1] with ``depth_kind: relative`` and a mask from the segmentation foreground, unless
+``depth_metric/*.npz`` (written by sfray's exporter) is present; ``2d_kps`` -> landmarks_2d with
+visibility = inside the image (the release has no occlusion flags); ``flame_pose`` (global, jaw)
+fills the 15-number pose unless sfray's ``full_pose`` is present; ``fan_kps`` and ``mse`` are kept
+as an extra array and the quality figure ``fan_mean_px``.
+
+FaceSynthetics: image, label map (mapped to sfray ids, original kept, see
+:mod:`sfray.data.facesynthetics`), 68 landmarks + 2 pupils (taken as written; the README does not
+state the pixel-centre convention), visibility = inside the image. No depth, camera or FLAME
+parameters exist in that dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from sfray.conventions import BACKGROUND_ID, JOINT_NAMES, NUM_LANDMARKS, POSE_DIM, Field
+from sfray.data.colors import rgb_to_ids
+from sfray.data.dataset_yaml import update_dataset_yaml
+from sfray.data.facesynthetics import FACESYNTHETICS_TO_OURS, FS_SCHEMA, NUM_FS_LANDMARKS, SOURCE_SCHEMA
+from sfray.data.manifest import Manifest, sweep
+from sfray.data.record import DEPTH_KIND, PUPILS_2D, REASON, SOURCE_SEGMENTATION, STATUS, encode_record
+from sfray.data.shard import ShardReceipt, write_shard
+from sfray.errors import AssetError
+
+_J = {name: 3 * i for i, name in enumerate(JOINT_NAMES)}
+SYNTHFORGE_GENERATOR = "import:synthforge"
+FACESYNTHETICS_GENERATOR = "import:facesynthetics"
+
+
+def _rgb(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except OSError as exc:
+        raise AssetError(f"{path}: not a readable image ({exc})") from exc
+
+
+def _gray(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im)
+    except OSError as exc:
+        raise AssetError(f"{path}: not a readable image ({exc})") from exc
+    if arr.ndim != 2:
+        raise AssetError(f"{path}: expected a single-channel image, got shape {arr.shape}")
+    return arr
+
+
+def _visible_inside(points: np.ndarray, width: int, height: int) -> np.ndarray:
+    return (points[:, 0] >= 0) & (points[:, 0] < width) & (points[:, 1] >= 0) & (points[:, 1] < height)
+
+
+def _numbered(folder: Path, pattern: str, index_file: Path) -> list[tuple[int, Path]]:
+    """(sample id, path) of numbered files; ids from sfray's ``index.json`` when an export wrote one."""
+    rx = re.compile(pattern)
+    found = [(m.group(1), p) for p in folder.iterdir() if (m := rx.fullmatch(p.name))]
+    index: dict[str, int] = {}
+    if index_file.is_file():
+        try:
+            index = {str(k): int(v) for k, v in json.loads(index_file.read_text()).items()}
+        except (json.JSONDecodeError, AttributeError, ValueError) as exc:
+            raise AssetError(f"{index_file}: expected a JSON object name -> sample id ({exc})") from exc
+    return sorted((index.get(stem, int(stem)), p) for stem, p in found)
+
+
+def _run_import(
+    items: list[tuple[int, Path]],
+    build: Callable[[int, Path], dict[str, Any]],
+    dataset_dir: str | Path,
+    *,
+    source: str,
+    generator: str,
+    image_format: str,
+    image_quality: int,
+    samples_per_shard: int,
+    commit_every: int,
+) -> int:
+    """Encode, shard and commit ``items`` not yet in the manifest; returns how many were imported."""
+    sweep(dataset_dir)  # leftovers of an interrupted import; committed shards are untouched
+    done = set(Manifest.load(dataset_dir).committed_ids().tolist())
+    todo = [(sid, p) for sid, p in items if sid not in done]
+    pending: list[ShardReceipt] = []
+    for start in range(0, len(todo), samples_per_shard):
+        chunk = todo[start:start + samples_per_shard]
+        records = [(sid, encode_record(build(sid, p), image_format=image_format, image_quality=image_quality))
+                   for sid, p in chunk]
+        pending.append(write_shard(dataset_dir, records))
+        if len(pending) >= commit_every:
+            Manifest.commit(dataset_dir, pending)
+            pending = []
+    Manifest.commit(dataset_dir, pending)
+    update_dataset_yaml(dataset_dir, generator=generator, source=source)
+    return len(todo)
+
+
+def _synthforge_sample(src: Path, sid: int, image_path: Path) -> dict[str, Any]:
+    stem = image_path.stem
+    image = _rgb(image_path)
+    h, w = image.shape[:2]
+    rec: dict[str, Any] = {Field.SAMPLE_ID: sid, Field.IMAGE: image.transpose(2, 0, 1).copy(),
+                           Field.GENERATOR: SYNTHFORGE_GENERATOR}
+    seg_path = src / "seg" / f"{stem}.png"
+    seg = rgb_to_ids(_rgb(seg_path)) if seg_path.is_file() else None
+    if seg is not None:
+        rec[Field.SEGMENTATION] = seg
+    metric = src / "depth_metric" / f"{stem}.npz"
+    depth_png = src / "depth" / f"{stem}.png"
+    if metric.is_file():
+        with np.load(metric) as z:
+            rec[Field.DEPTH], rec[Field.MASK] = z["depth"].astype(np.float32), z["mask"].astype(bool)
+        rec[DEPTH_KIND] = "metric"
+    elif depth_png.is_file():
+        d = _gray(depth_png)
+        rec[Field.DEPTH] = d.astype(np.float32) / 255.0
+        if seg is not None:  # foreground = labelled head pixels, sampled at the depth resolution
+            ys = (np.arange(d.shape[0]) + 0.5) * seg.shape[0] / d.shape[0]
+            xs = (np.arange(d.shape[1]) + 0.5) * seg.shape[1] / d.shape[1]
+            rec[Field.MASK] = seg[ys.astype(int)][:, xs.astype(int)] != BACKGROUND_ID
+        else:
+            rec[Field.MASK] = np.ones(d.shape, dtype=bool)
+        rec[DEPTH_KIND] = "relative"
+    ann_path = src / "annotations" / f"{stem}.json"
+    if ann_path.is_file():
+        try:
+            ann = json.loads(ann_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise AssetError(f"{ann_path}: not valid JSON ({exc})") from exc
+        rec.update(_synthforge_annotation(ann, ann_path, w, h))
+    return rec
+
+
+def _synthforge_annotation(ann: dict[str, Any], path: Path, width: int, height: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    f32 = lambda key: np.asarray(ann[key], dtype=np.float32)  # noqa: E731
+    for key, field in (("z", Field.LATENT), ("camera_params", Field.CAMERA), ("flame_shape", Field.SHAPE),
+                       ("flame_exp", Field.EXPRESSION)):
+        if key in ann:
+            out[field] = f32(key).reshape(-1)
+    if "full_pose" in ann:
+        out[Field.POSE] = f32("full_pose").reshape(POSE_DIM)
+    elif "flame_pose" in ann:
+        pose = np.zeros(POSE_DIM, dtype=np.float32)
+        fp = f32("flame_pose").reshape(-1)
+        pose[_J["global"]:_J["global"] + 3], pose[_J["jaw"]:_J["jaw"] + 3] = fp[:3], fp[3:6]
+        out[Field.POSE] = pose
+    if "2d_kps" in ann:
+        kps = f32("2d_kps").reshape(-1, 2)
+        if kps.shape[0] != NUM_LANDMARKS:
+            raise AssetError(f"{path}: '2d_kps' has {kps.shape[0]} points, expected {NUM_LANDMARKS}")
+        out[Field.LANDMARKS_2D] = kps
+        vis = ann.get("2d_kps_visible")
+        out[Field.LANDMARKS_VISIBLE] = (np.asarray(vis, dtype=bool) if vis is not None
+                                        else _visible_inside(kps, width, height))
+    if "3d_kps" in ann:
+        out[Field.LANDMARKS_3D] = f32("3d_kps").reshape(NUM_LANDMARKS, 3)
+    if "fan_kps" in ann:
+        out["fan_kps"] = f32("fan_kps")
+    quality = dict(ann.get("quality") or {})
+    if "mse" in ann:
+        quality["fan_mean_px"] = float(ann["mse"])  # the release's "mse" is a mean distance in pixels
+    if quality:
+        out[Field.QUALITY] = quality
+    for key, field in (("seed", Field.SEED), ("generator", Field.GENERATOR), ("status", STATUS),
+                       ("reason", REASON), ("depth_kind", DEPTH_KIND)):
+        if key in ann and ann[key] not in (None, ""):
+            out[field] = ann[key]
+    return out
+
+
+def import_synthforge(src_dir: str | Path, dataset_dir: str | Path, *, image_format: str = "png",
+                      image_quality: int = 95, samples_per_shard: int = 256, commit_every: int = 16) -> int:
+    """Import the authors' released layout (``images/ seg/ depth/ annotations/``) into ``dataset_dir``."""
+    src = Path(src_dir)
+    if not (src / "images").is_dir():
+        raise AssetError(f"{src}: no images/ folder; expected the SynthForge layout "
+                         "images/ seg/ depth/ annotations/")
+    items = _numbered(src / "images", r"(\d+)\.png", src / "index.json")
+    if not items:
+        raise AssetError(f"{src / 'images'}: no numbered .png images found")
+    return _run_import(items, lambda sid, p: _synthforge_sample(src, sid, p), dataset_dir,
+                       source="synthforge", generator=SYNTHFORGE_GENERATOR, image_format=image_format,
+                       image_quality=image_quality, samples_per_shard=samples_per_shard,
+                       commit_every=commit_every)
+
+
+def _facesynthetics_sample(src: Path, sid: int, image_path: Path) -> dict[str, Any]:
+    stem = image_path.stem
+    image = _rgb(image_path)
+    h, w = image.shape[:2]
+    rec: dict[str, Any] = {Field.SAMPLE_ID: sid, Field.IMAGE: image.transpose(2, 0, 1).copy(),
+                           Field.GENERATOR: FACESYNTHETICS_GENERATOR}
+    seg_path = src / f"{stem}_seg.png"
+    if seg_path.is_file():
+        fs = _gray(seg_path).astype(np.uint8)
+        rec[Field.SEGMENTATION] = FACESYNTHETICS_TO_OURS[fs]
+        rec[SOURCE_SEGMENTATION] = fs
+        rec[SOURCE_SCHEMA] = FS_SCHEMA
+    ldmk_path = src / f"{stem}_ldmks.txt"
+    if ldmk_path.is_file():
+        try:
+            pts = np.loadtxt(ldmk_path, dtype=np.float64, ndmin=2).astype(np.float32)
+        except ValueError as exc:
+            raise AssetError(f"{ldmk_path}: expected rows of 'x y' numbers ({exc})") from exc
+        if pts.shape[1] != 2 or pts.shape[0] not in (NUM_LANDMARKS, NUM_FS_LANDMARKS):
+            raise AssetError(f"{ldmk_path}: expected {NUM_FS_LANDMARKS} (or 68) rows of 'x y', "
+                             f"got shape {pts.shape}")
+        rec[Field.LANDMARKS_2D] = pts[:NUM_LANDMARKS]
+        rec[Field.LANDMARKS_VISIBLE] = _visible_inside(pts[:NUM_LANDMARKS], w, h)
+        if pts.shape[0] == NUM_FS_LANDMARKS:
+            rec[PUPILS_2D] = pts[NUM_LANDMARKS:]
+    return rec
+
+
+def import_facesynthetics(src_dir: str | Path, dataset_dir: str | Path, *, image_format: str = "png",
+                          image_quality: int = 95, samples_per_shard: int = 256,
+                          commit_every: int = 16) -> int:
+    """Import a FaceSynthetics folder (``{idx:06d}.png``, ``_seg.png``, ``_ldmks.txt``)."""
+    src = Path(src_dir)
+    if not src.is_dir():
+        raise AssetError(f"{src}: not a directory")
+    items = _numbered(src, r"(\d+)\.png", src / "index.json")
+    if not items:
+        raise AssetError(f"{src}: no FaceSynthetics images ({{idx:06d}}.png) found")
+    return _run_import(items, lambda sid, p: _facesynthetics_sample(src, sid, p), dataset_dir,
+                       source="facesynthetics", generator=FACESYNTHETICS_GENERATOR,
+                       image_format=image_format, image_quality=image_quality,
+                       samples_per_shard=samples_per_shard, commit_every=commit_every)

@@ -1,0 +1,235 @@
+"""``manifest.parquet``: the commit record of a dataset, one row per committed sample.
+
+A sample exists once its row is in the manifest; a shard on disk that no row references is
+garbage from an interrupted run (RAY.md §B2). Columns::
+
+    sample_id int64 | shard, key, checksum string | nbytes int64 | status ("ok"|"flagged"|"dropped")
+    reason string | seed int64 | generator string | camera, shape, expression, pose list<float32>
+    quality_<name> float64 | bool | string   (one flat column per quality figure; other extra
+                                               keys of committed rows are kept the same way)
+
+Dropped samples (quality gate) keep a row with an empty shard, so a resumed job does not
+regenerate them. :meth:`Manifest.commit` rewrites the file atomically (tmp file, fsync,
+``os.replace``): a failed commit leaves the previous manifest in place. The writer is the driver
+only (``Datasink.on_write_complete``); concurrent committers are not supported.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from sfray.conventions import Field
+from sfray.data import layout
+from sfray.data.record import REASON, STATUS
+from sfray.errors import AssetError, SfrayError
+
+STATUSES = ("ok", "flagged", "dropped")
+QUALITY_PREFIX = "quality_"
+_LISTS = (Field.CAMERA, Field.SHAPE, Field.EXPRESSION, Field.POSE)
+BASE_SCHEMA = pa.schema(
+    [("sample_id", pa.int64()), ("shard", pa.string()), ("key", pa.string()), ("checksum", pa.string()),
+     ("nbytes", pa.int64()), ("status", pa.string()), ("reason", pa.string()), ("seed", pa.int64()),
+     ("generator", pa.string())] + [(name, pa.list_(pa.float32())) for name in _LISTS]
+)
+
+
+def _quality_value(v: Any) -> bool | float | str | None:
+    if hasattr(v, "item") and np.ndim(v) == 0:
+        v = v.item()
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, (int, float)):
+        return float(v)
+    return str(v)
+
+
+def sample_row(sample: Mapping[str, Any], *, shard: str = "", key: str = "", checksum: str = "",
+               nbytes: int = 0, status: str | None = None, reason: str | None = None) -> dict[str, Any]:
+    """The manifest row of one sample dict (decoded record or pipeline output).
+
+    ``status``/``reason`` default to the sample's own ``status``/``reason`` entries, else "ok"/"".
+    """
+    row: dict[str, Any] = {
+        "sample_id": int(sample[Field.SAMPLE_ID]), "shard": shard, "key": key, "checksum": checksum,
+        "nbytes": int(nbytes), "status": status or str(sample.get(STATUS) or "ok"),
+        "reason": reason if reason is not None else str(sample.get(REASON) or ""),
+        "seed": -1 if sample.get(Field.SEED) is None else int(sample[Field.SEED]),
+        "generator": str(sample.get(Field.GENERATOR) or ""),
+    }
+    for name in _LISTS:
+        v = sample.get(name)
+        row[name] = [] if v is None else np.asarray(v, dtype=np.float32).reshape(-1).tolist()
+    for qname, qvalue in sorted((sample.get(Field.QUALITY) or {}).items()):
+        row[QUALITY_PREFIX + str(qname)] = _quality_value(qvalue)
+    if row["status"] not in STATUSES:
+        raise SfrayError(f"sample {row['sample_id']}: status '{row['status']}' is not one of {STATUSES}")
+    return row
+
+
+def _rows_of(items: Iterable[Any]) -> list[dict[str, Any]]:
+    """Flatten receipts (objects or dicts with ``rows``) and plain rows into rows."""
+    rows: list[dict[str, Any]] = []
+    for item in items:
+        sub = getattr(item, "rows", None)
+        if sub is None and isinstance(item, Mapping) and "rows" in item:
+            sub = item["rows"]
+        rows.extend(sub if sub is not None else [item])
+    return rows
+
+
+def _rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    base = {f.name: [r.get(f.name) for r in rows] for f in BASE_SCHEMA}
+    table = pa.Table.from_pydict(base, schema=BASE_SCHEMA)
+    # Quality (and any other extra) columns: flat bool / float64 / string, null where absent.
+    extras = sorted({k for r in rows for k in r} - set(BASE_SCHEMA.names))
+    for name in extras:
+        values = [_quality_value(r.get(name)) for r in rows]
+        kinds = {type(v) for v in values if v is not None}
+        typ = pa.bool_() if kinds == {bool} else pa.float64() if kinds == {float} else pa.string()
+        if typ == pa.string():
+            values = [None if v is None else str(v) for v in values]
+        table = table.append_column(pa.field(name, typ), pa.array(values, type=typ))
+    return table
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Manifest:
+    """An in-memory manifest (a pyarrow Table sorted by sample_id)."""
+
+    def __init__(self, table: pa.Table | None = None):
+        self.table = table if table is not None else BASE_SCHEMA.empty_table()
+
+    @classmethod
+    def load(cls, dataset_dir: str | Path, *, required: bool = False) -> Manifest:
+        """Read ``DATASET/manifest.parquet``; an absent file is an empty manifest unless ``required``."""
+        path = Path(dataset_dir) / layout.MANIFEST_FILE
+        if not path.is_file():
+            if required:
+                raise AssetError(f"{path}: no manifest; is {dataset_dir} an sfray dataset directory?")
+            return cls()
+        try:
+            return cls(pq.read_table(path))
+        except (pa.ArrowException, OSError) as exc:
+            raise AssetError(f"{path}: not a readable Parquet manifest ({exc})") from exc
+
+    @classmethod
+    def commit(cls, dataset_dir: str | Path, receipts: Iterable[Any]) -> Manifest:
+        """Add the rows of ``receipts`` (ShardReceipts, their dicts, or rows) and rewrite atomically.
+
+        Ids already committed keep their existing row (a retried or duplicated write is a no-op).
+        Every referenced shard must exist as a complete shard, else nothing is written.
+        """
+        root = Path(dataset_dir)
+        current = cls.load(root)
+        done = set(current.committed_ids().tolist())
+        fresh: list[dict[str, Any]] = []
+        for row in _rows_of(receipts):
+            sid = int(row["sample_id"])
+            if sid in done:
+                continue
+            done.add(sid)
+            if row.get("status") not in STATUSES:
+                raise SfrayError(f"manifest row {sid}: status '{row.get('status')}' is not one of {STATUSES}")
+            shard = row.get("shard") or ""
+            if layout.is_tmp(shard):
+                raise SfrayError(f"manifest row {sid}: shard '{shard}' is a temporary file, "
+                                 "not a committed shard")
+            if row["status"] != "dropped" and not layout.shard_path(root, shard).is_file():
+                raise AssetError(f"manifest row {sid}: shard {layout.shard_path(root, shard)} does not exist")
+            fresh.append(row)
+        if not fresh and (root / layout.MANIFEST_FILE).is_file():
+            return current
+        table = pa.concat_tables([current.table, _rows_to_table(fresh)], promote_options="permissive")
+        table = table.sort_by("sample_id")
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = root / f"{layout.MANIFEST_FILE}{layout.TMP_MARK}{uuid.uuid4().hex}"
+        try:
+            pq.write_table(table, tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, root / layout.MANIFEST_FILE)
+            _fsync_dir(root)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return cls(table)
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def committed_ids(self) -> np.ndarray:
+        """(N,) int64 ids with a row, dropped ones included (a resume must not redo them)."""
+        return self.table.column("sample_id").to_numpy().astype(np.int64)
+
+    def rows(self, statuses: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Rows as dicts in sample_id order, optionally only those with a status in ``statuses``."""
+        return self.select(statuses).to_pylist()
+
+    def select(self, statuses: Iterable[str] | None = None) -> pa.Table:
+        if statuses is None:
+            return self.table
+        return self.table.filter(pc.is_in(self.table.column("status"), pa.array(list(statuses), pa.string())))
+
+    def shards(self) -> list[str]:
+        """Names of the shards referenced by at least one row."""
+        return sorted(s for s in set(self.table.column("shard").to_pylist()) if s)
+
+    def counts(self) -> dict[str, Any]:
+        """Totals by status and by reason (dataset.yaml and ``sfray dataset stats``)."""
+        status = self.table.column("status").to_pylist()
+        reason = self.table.column("reason").to_pylist()
+        by_reason: dict[str, int] = {}
+        for s, r in zip(status, reason):
+            if r:
+                by_reason[r] = by_reason.get(r, 0) + 1
+        return {"total": len(status), "by_status": {s: status.count(s) for s in STATUSES},
+                "by_reason": dict(sorted(by_reason.items())), "shards": len(self.shards())}
+
+
+def sweep(dataset_dir: str | Path, *, unreferenced: str = "keep") -> dict[str, list[str]]:
+    """Remove leftovers of interrupted writes; run only while no writer is active (job start).
+
+    Deletes tmp shards and tmp manifests. Complete shards that no manifest row references are
+    kept (``"keep"``: a retry with the same ids rewrites them idempotently), moved to
+    ``DATASET/orphans/`` (``"move"``: lets a rerun rebuild them even if its bytes differ), or
+    deleted (``"delete"``). Committed shards are never touched.
+    """
+    if unreferenced not in ("keep", "move", "delete"):
+        raise SfrayError(f"sweep: unreferenced='{unreferenced}' is not keep|move|delete")
+    root = Path(dataset_dir)
+    removed = []
+    for p in layout.tmp_files(root):
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+        removed.append(str(p.relative_to(root)))
+    referenced = set(Manifest.load(root).shards())
+    orphans = [n for n in layout.complete_shards(root) if n not in referenced]
+    moved = []
+    for name in orphans:
+        src = layout.shard_path(root, name)
+        if unreferenced == "move":
+            (root / layout.ORPHANS_DIR).mkdir(exist_ok=True)
+            os.replace(src, root / layout.ORPHANS_DIR / src.name)
+            moved.append(name)
+        elif unreferenced == "delete":
+            src.unlink()
+            moved.append(name)
+    return {"removed_tmp": removed, "unreferenced": orphans, "moved_or_deleted": moved}

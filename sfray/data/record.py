@@ -1,0 +1,195 @@
+"""One sample on disk: a small, versioned, deterministic binary container.
+
+Layout (all integers little-endian)::
+
+    b"SFRY" | u16 format version | u32 header length | header (UTF-8 JSON) | blob bytes ...
+
+The header is compact JSON with sorted keys: ``{"blobs": [[name, codec, dtype, shape, offset,
+length], ...], "meta": {...}}``; blobs are sorted by name and laid out back to back. Identical
+inputs therefore give byte-identical records (same library versions), which is what makes a
+regenerated shard checksum-equal to the first attempt. Codecs:
+
+- ``png`` / ``jpeg`` / ``webp``: the image ``(3, H, W)`` uint8 (``GenerateSection.image_format``
+  and ``image_quality``); segmentation ``(H, W)`` uint8 ids is always lossless PNG;
+- ``zraw``: zlib-compressed little-endian array bytes. Depth is stored as float16 (DESIGN §4),
+  other arrays in their own dtype (landmarks, camera and FLAME parameters float32);
+- ``zbits``: zlib-compressed ``np.packbits`` of a bool array (mask, landmark visibility).
+
+Scalars, strings and the quality dict live in ``meta``. Any extra ndarray key is stored with
+``zraw`` and any extra JSON-able scalar in ``meta``, so importers can carry source-specific data
+(e.g. :data:`PUPILS_2D`) without a format change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import struct
+import zlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from sfray.conventions import Field
+from sfray.errors import AssetError, SfrayError
+
+MAGIC = b"SFRY"
+FORMAT_VERSION = 1
+_PREFIX = struct.Struct("<4sHI")
+PNG_COMPRESS_LEVEL = 3  # zlib level for PNG blobs: most of level 9's size at a fraction of the time
+ZLIB_LEVEL = 6
+IMAGE_FORMATS = ("png", "jpeg", "webp")
+
+# Record keys beyond Field (meta / extra arrays written by the pipeline and importers).
+STATUS = "status"  # "ok" | "flagged" | "dropped" (quality gate)
+REASON = "reason"  # why flagged/dropped, "" when ok
+DEPTH_KIND = "depth_kind"  # "metric" (camera-space z) | "relative" (imported, per-image normalised)
+PUPILS_2D = "pupils_2d"  # float32 (2, 2): FaceSynthetics rows 68, 69 (pupil centres), pixels
+SOURCE_SEGMENTATION = "source_segmentation"  # uint8 (H, W) label map in the source dataset's ids
+
+_FLOAT32 = (Field.LANDMARKS_2D, Field.LANDMARKS_3D, Field.CAMERA, Field.SHAPE, Field.EXPRESSION,
+            Field.POSE, Field.LATENT, PUPILS_2D)
+_BOOL = (Field.MASK, Field.LANDMARKS_VISIBLE)
+_LABEL_MAPS = (Field.SEGMENTATION, SOURCE_SEGMENTATION)
+_ARRAY_FIELDS = frozenset((Field.IMAGE, Field.DEPTH) + _FLOAT32 + _BOOL + _LABEL_MAPS)
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):  # torch tensor
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _json_value(key: str, value: Any) -> Any:
+    """Plain JSON types for meta values (numpy scalars and nested dicts included)."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(f"{key}.{k}", v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(key, v) for v in value]
+    if hasattr(value, "item") and np.ndim(value) == 0:  # numpy scalar, 0-d array or 0-d tensor
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise SfrayError(f"record field '{key}': cannot store a value of type {type(value).__name__}")
+
+
+def _encode_image(arr: np.ndarray, fmt: str, quality: int) -> bytes:
+    buf = io.BytesIO()
+    if fmt == "png":
+        Image.fromarray(arr).save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    elif fmt == "jpeg":
+        Image.fromarray(arr).save(buf, format="JPEG", quality=int(quality))
+    elif fmt == "webp":
+        Image.fromarray(arr).save(buf, format="WEBP", quality=int(quality), method=4)
+    else:
+        raise SfrayError(f"config key 'generate.image_format': '{fmt}' is not one of "
+                         f"{', '.join(IMAGE_FORMATS)}")
+    return buf.getvalue()
+
+
+def _encode_blob(name: str, value: Any, image_format: str,
+                 image_quality: int) -> tuple[str, str, list[int], bytes]:
+    """(codec, dtype string, shape, payload) of one array field."""
+    arr = _to_numpy(value)
+    if name == Field.IMAGE:
+        if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[0] != 3:
+            raise SfrayError(f"record field '{name}': expected uint8 (3, H, W), got {arr.dtype} {arr.shape}")
+        data = _encode_image(np.ascontiguousarray(arr.transpose(1, 2, 0)), image_format, image_quality)
+        return image_format, "|u1", list(arr.shape), data
+    if name in _LABEL_MAPS:
+        if arr.dtype != np.uint8 or arr.ndim != 2:
+            raise SfrayError(f"record field '{name}': expected uint8 (H, W) ids, got {arr.dtype} {arr.shape}")
+        return "png", "|u1", list(arr.shape), _encode_image(np.ascontiguousarray(arr), "png", 100)
+    if name in _BOOL or arr.dtype == np.bool_:
+        bits = np.packbits(arr.astype(bool).reshape(-1))
+        return "zbits", "|b1", list(arr.shape), zlib.compress(bits.tobytes(), ZLIB_LEVEL)
+    if name == Field.DEPTH:
+        arr = arr.astype("<f2")
+    elif name in _FLOAT32:
+        arr = arr.astype("<f4")
+    elif arr.dtype.kind not in "biuf":
+        raise SfrayError(f"record field '{name}': unsupported array dtype {arr.dtype}")
+    else:
+        arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
+    arr = np.ascontiguousarray(arr)
+    return "zraw", arr.dtype.str, list(arr.shape), zlib.compress(arr.tobytes(), ZLIB_LEVEL)
+
+
+def encode_record(sample: Mapping[str, Any], *, image_format: str = "png", image_quality: int = 95) -> bytes:
+    """Serialise one sample dict (keys from ``Field`` plus extras) into record bytes.
+
+    Array values (numpy or CPU torch) become blobs; scalars, strings and dicts become meta.
+    ``sample_id`` is required. Deterministic: identical inputs give identical bytes.
+    """
+    if Field.SAMPLE_ID not in sample:
+        raise SfrayError(f"record needs a '{Field.SAMPLE_ID}' entry")
+    meta: dict[str, Any] = {}
+    blobs: list[tuple[str, str, str, list[int], bytes]] = []
+    for name in sorted(sample):
+        value = sample[name]
+        is_array = isinstance(value, np.ndarray) or hasattr(value, "detach")
+        if name in _ARRAY_FIELDS or is_array and np.ndim(value) > 0:
+            codec, dtype, shape, data = _encode_blob(name, value, image_format, image_quality)
+            blobs.append((name, codec, dtype, shape, data))
+        else:
+            meta[name] = _json_value(name, value)
+    table, offset = [], 0
+    for name, codec, dtype, shape, data in blobs:
+        table.append([name, codec, dtype, shape, offset, len(data)])
+        offset += len(data)
+    header = json.dumps({"blobs": table, "meta": meta}, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return b"".join([_PREFIX.pack(MAGIC, FORMAT_VERSION, len(header)), header] + [b[4] for b in blobs])
+
+
+def read_header(data: bytes | memoryview) -> tuple[dict[str, Any], int]:
+    """(header dict, offset of the first blob) without decoding any blob."""
+    if len(data) < _PREFIX.size:
+        raise AssetError(f"record of {len(data)} bytes is too short to be an sfray record")
+    magic, version, hlen = _PREFIX.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise AssetError(f"not an sfray record (magic {bytes(magic)!r}, expected {MAGIC!r})")
+    if version > FORMAT_VERSION:
+        raise AssetError(f"record format version {version} is newer than this sfray "
+                         f"({FORMAT_VERSION}); upgrade sfray")
+    start = _PREFIX.size
+    header = json.loads(bytes(data[start:start + hlen]).decode("utf-8"))
+    return header, start + hlen
+
+
+def _decode_blob(codec: str, dtype: str, shape: list[int], raw: bytes) -> np.ndarray:
+    if codec in IMAGE_FORMATS:
+        arr = np.array(Image.open(io.BytesIO(raw)))  # a writable copy (torch.from_numpy wants one)
+        if len(shape) == 3:
+            return np.ascontiguousarray(arr.reshape(shape[1], shape[2], shape[0]).transpose(2, 0, 1))
+        return arr.reshape(shape)
+    if codec == "zbits":
+        n = int(np.prod(shape)) if shape else 1
+        bits = np.frombuffer(zlib.decompress(raw), dtype=np.uint8)
+        return np.unpackbits(bits, count=n).astype(bool).reshape(shape)
+    if codec == "zraw":
+        return np.frombuffer(zlib.decompress(raw), dtype=np.dtype(dtype)).reshape(shape).copy()
+    raise AssetError(f"record blob uses unknown codec '{codec}'; written by a newer sfray?")
+
+
+def decode_record(data: bytes | memoryview, fields: Iterable[str] | None = None) -> dict[str, Any]:
+    """Record bytes -> sample dict (image (3, H, W) uint8, depth float32, masks bool, ...).
+
+    ``fields`` restricts which blobs are decoded (meta is always returned); None decodes all.
+    """
+    header, base = read_header(data)
+    wanted = None if fields is None else set(fields)
+    out: dict[str, Any] = dict(header["meta"])
+    for name, codec, dtype, shape, offset, length in header["blobs"]:
+        if wanted is not None and name not in wanted:
+            continue
+        arr = _decode_blob(codec, dtype, shape, bytes(data[base + offset:base + offset + length]))
+        out[name] = arr.astype(np.float32) if name == Field.DEPTH else arr
+    return out
+
+
+def record_checksum(data: bytes | memoryview) -> str:
+    """sha256 hex digest of the record bytes (the manifest's ``checksum`` column)."""
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,153 @@
+"""The generation job: sample ids -> GeneratorActor pool -> LmdbShardDatasink -> manifest.
+
+``run_generation(cfg)`` is what ``sfray generate`` and ``jobs/generate.py`` call. It is
+resumable: committed (and dropped) ids are skipped, receipts of shards written by a killed run
+are recovered first, and temporary shards are swept. Progress (samples/s, ETA) is read from the
+receipt log while Ray works, so it costs the workers nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sfray.cli.common import Progress
+from sfray.config.schema import GenerateJobConfig
+
+
+@dataclass
+class GenerationSummary:
+    output_dir: str
+    requested: int
+    committed: int
+    dropped: int
+    generated_this_run: int
+    seconds: float
+
+
+def _fault_dir(cfg: GenerateJobConfig) -> str:
+    return str(Path(cfg.output_dir) / "_faults")
+
+
+def _build_dataset(cfg: GenerateJobConfig, units: list, config_yaml: str):
+    import ray
+
+    items = [{"unit": u.unit, "sample_ids": u.sample_ids.tolist()} for u in units]
+    ds = ray.data.from_items(items, override_num_blocks=len(items))
+    from sfray.distributed.generate_actor import GeneratorActor
+
+    return ds.map_batches(
+        GeneratorActor,
+        batch_size=1,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(min_size=cfg.ray.actors_min, max_size=cfg.ray.actors_max),
+        num_gpus=cfg.ray.gpus_per_actor,
+        num_cpus=cfg.ray.cpus_per_actor,
+        fn_constructor_kwargs={"config_yaml": config_yaml, "fault_dir": _fault_dir(cfg)},
+        # a dead actor is restarted and its unit retried; the sink makes the retry idempotent
+        max_restarts=-1,
+        max_task_retries=-1,
+    )
+
+
+class _ProgressWatcher(threading.Thread):
+    """Polls the receipt log; prints progress; implements the driver-kill fault knob."""
+
+    def __init__(self, cfg: GenerateJobConfig, todo: int, already: int):
+        super().__init__(daemon=True)
+        from sfray.generation.commit import receipt_dir
+
+        self.dir = receipt_dir(cfg.output_dir)
+        self.initial = {p.name for p in self.dir.glob("*.json")} if self.dir.exists() else set()
+        self.progress = Progress(todo, "generate")
+        self.kill_after = cfg.ray.fail_driver_after_shards
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        from sfray.generation.commit import read_receipt
+
+        seen: dict[str, tuple[int, int]] = {}
+        while not self.stop.wait(1.0):
+            if not self.dir.exists():
+                continue
+            for p in self.dir.glob("*.json"):
+                if p.name in self.initial or p.name in seen:
+                    continue
+                try:
+                    receipt = read_receipt(p)
+                except (OSError, ValueError):
+                    continue
+                seen[p.name] = (receipt["num_samples"], receipt["num_dropped"])
+            done = sum(n for n, _ in seen.values())
+            dropped = sum(d for _, d in seen.values())
+            self.progress.update(done, f"shards {len(seen)}, dropped {dropped}")
+            if 0 <= self.kill_after <= len(seen):
+                _simulate_driver_crash(self.dir.parent)
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.join(timeout=5)
+
+
+def _simulate_driver_crash(dataset_dir: Path) -> None:
+    """Fault injection: record our child processes (so a test can stop exactly them) and SIGKILL."""
+    import json
+
+    import psutil
+
+    children = [c.pid for c in psutil.Process().children(recursive=True)]
+    fault = dataset_dir / "_faults"
+    fault.mkdir(parents=True, exist_ok=True)
+    (fault / "driver_children.json").write_text(json.dumps(children))
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def run_generation(cfg: GenerateJobConfig, *, progress: bool = True) -> GenerationSummary:
+    """Generate (or resume) the dataset described by ``cfg`` into ``cfg.output_dir``."""
+    from sfray.config.loader import to_yaml
+    from sfray.distributed.lmdb_datasink import LmdbShardDatasink
+    from sfray.distributed.runtime import ray_session
+    from sfray.generation.commit import finalize_dataset, prepare_dataset_dir, recover
+    from sfray.generation.plan import plan_units
+
+    start = time.monotonic()
+    out = Path(cfg.output_dir)
+    prepare_dataset_dir(cfg)  # refuses a dir made with an incompatible config; saves config.yaml
+    manifest = recover(out, at_start=True)  # commits receipts a killed run left behind; sweeps temp shards
+    done_ids = manifest.all_ids()
+    units = plan_units(cfg.generate.num_samples, cfg.generate.samples_per_shard, done_ids)
+    todo = int(sum(len(u.sample_ids) for u in units))
+    if units:
+        with ray_session(cfg.ray):
+            watcher = _ProgressWatcher(cfg, todo, len(done_ids)) if progress else None
+            if watcher:
+                watcher.start()
+            try:
+                ds = _build_dataset(cfg, units, to_yaml(cfg))
+                ds.write_datasink(LmdbShardDatasink(str(out)))
+            finally:
+                if watcher:
+                    watcher.finish()
+                    watcher.progress.close()
+    manifest = recover(out)
+    stats = finalize_dataset(cfg, manifest)
+    return GenerationSummary(
+        output_dir=str(out),
+        requested=cfg.generate.num_samples,
+        committed=int(stats["committed"]),
+        dropped=int(stats["dropped"]),
+        generated_this_run=todo,
+        seconds=time.monotonic() - start,
+    )
+
+
+def committed_ids(dataset_dir: str) -> np.ndarray:
+    from sfray.generation.commit import load_manifest
+
+    return load_manifest(Path(dataset_dir)).all_ids()

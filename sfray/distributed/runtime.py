@@ -1,0 +1,48 @@
+"""Starting or joining Ray, the same way for every job.
+
+``ray.address`` unset starts a private single-node Ray on this machine, bound to the loopback
+interface only (a laptop run never listens on the network); ``auto`` or ``HOST:PORT`` joins a
+running cluster (``ray job submit`` sets ``RAY_ADDRESS`` for its entrypoint, which ``auto`` picks up).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+import ray
+
+from sfray.config.schema import RayConfig
+
+#: With this set to 0, Ray resolves "this node" to 127.0.0.1 instead of the first non-loopback
+#: interface (ray/_private/services.py, get_node_ip_address), so every local daemon binds to loopback.
+_LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextmanager
+def ray_session(cfg: RayConfig) -> Iterator[bool]:
+    """Make sure Ray is initialised; shut it down afterwards only if we started it.
+
+    Yields True when this call started a local Ray.
+    """
+    if ray.is_initialized():
+        yield False
+        return
+    address = cfg.address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+    else:
+        os.environ.setdefault(_LOOPBACK_ENV, "0")
+        ray.init(
+            num_cpus=cfg.num_cpus,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            log_to_driver=True,
+            configure_logging=True,
+        )
+    try:
+        yield not address
+    finally:
+        ray.shutdown()

@@ -1,0 +1,99 @@
+"""Produce annotated, encoded records for a set of sample ids (no Ray).
+
+:class:`SampleProducer` owns one head model, one generator and one annotator, the way a Ray
+generator actor does; ``produce(ids)`` runs specs -> generator -> annotator -> record bytes for
+them in aligned batches (see ``sfray.generation.plan``). The plain-loop benchmark baseline and the
+Ray actor both call it, so a record's bytes never depend on how it was scheduled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from sfray.config.schema import GenerateJobConfig
+from sfray.conventions import Field
+from sfray.generation.plan import WorkUnit
+
+
+@dataclass
+class ProducedSample:
+    """One sample's outcome: its record bytes (None if the quality gate dropped it) and manifest row."""
+
+    sample_id: int
+    record: bytes | None
+    row: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks the actor's GPU when Ray gave it one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class SampleProducer:
+    """Builds the generator stack once; turns sample ids into encoded records."""
+
+    def __init__(self, cfg: GenerateJobConfig, device: torch.device | str | None = None):
+        from sfray.annotate.annotator import Annotator
+        from sfray.generators.factory import build_generator
+        from sfray.head import build_head
+
+        self.cfg = cfg
+        self.device = resolve_device(cfg.generator.device) if device is None else torch.device(device)
+        self.head = build_head(cfg.head).to(self.device)
+        self.generator = build_generator(cfg, self.head, self.device)
+        self.annotator = Annotator(self.head, cfg.generate.resolution, cfg.annotate, None)
+        self.identity = self.generator.identity
+
+    @torch.no_grad()
+    def produce(self, sample_ids: np.ndarray) -> list[ProducedSample]:
+        """Generate, annotate and encode ``sample_ids`` (sorted), in batches aligned to ``batch_size``."""
+        from sfray.annotate.annotator import to_record_fields
+        from sfray.data.record import encode_record
+        from sfray.sampling import make_specs
+
+        cfg = self.cfg
+        unit = WorkUnit(-1, np.asarray(sample_ids, dtype=np.int64))
+        results: list[ProducedSample] = []
+        for batch_ids in unit.batches(cfg.generate.batch_size):
+            specs = make_specs(
+                batch_ids, cfg.seed, cfg.sampling, cfg.camera,
+                n_shape=self.head.n_shape, n_expression=self.head.n_expression,
+                latent_dim=self.generator.latent_dim,
+            )
+            out = self.generator.generate(specs.to(self.device))
+            ann = self.annotator.annotate(out)
+            for i, sid in enumerate(batch_ids.tolist()):
+                fields = to_record_fields(ann, out, specs, i)
+                fields[Field.GENERATOR] = self.identity
+                record = encode_record(fields, image_format=cfg.generate.image_format,
+                                       image_quality=cfg.generate.image_quality)
+                results.append(ProducedSample(int(sid), record, sample_summary(fields)))
+        return results
+
+
+def sample_summary(fields: dict[str, Any]) -> dict[str, Any]:
+    """JSON-able summary of a sample (everything but the heavy arrays): a dropped sample's manifest row."""
+    from sfray.data.record import REASON, STATUS
+
+    def as_list(key: str) -> list[float]:
+        return np.asarray(fields[key], dtype=np.float32).reshape(-1).tolist()
+
+    return {
+        Field.SAMPLE_ID: int(fields[Field.SAMPLE_ID]),
+        Field.SEED: int(fields[Field.SEED]),
+        Field.GENERATOR: str(fields[Field.GENERATOR]),
+        Field.CAMERA: as_list(Field.CAMERA),
+        Field.SHAPE: as_list(Field.SHAPE),
+        Field.EXPRESSION: as_list(Field.EXPRESSION),
+        Field.POSE: as_list(Field.POSE),
+        Field.QUALITY: {k: (v.item() if hasattr(v, "item") else v)
+                        for k, v in (fields.get(Field.QUALITY) or {}).items()},
+        STATUS: str(fields.get(STATUS) or "ok"),
+        REASON: str(fields.get(REASON) or ""),
+    }

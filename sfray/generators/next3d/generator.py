@@ -1,0 +1,180 @@
+"""Next3D's TriPlaneGenerator as our own nn.Module (SPEC §1.2, §2).
+
+State-dict names, shapes and order equal the released G_ema's at ``Next3DConfig.full()``
+(``g_ema_params.txt``). The stages are separate methods so callers (annotator, shape extraction)
+can reach intermediate tensors: :meth:`mapping` -> :meth:`texture_planes` -> :meth:`render`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sfray.conventions import ORTH_SCALE, ORTH_SHIFT
+from sfray.generators.next3d.config import Next3DConfig
+from sfray.generators.next3d.renderer import ImportanceRenderer, ray_sampler
+from sfray.generators.next3d.stylegan2 import StyleGAN2Generator
+from sfray.generators.next3d.styleunet import StyleUNetGenerator
+from sfray.generators.next3d.superres import SuperresolutionHybrid8XDC
+from sfray.generators.next3d.texture_raster import TextureViews, mouth_box, paste_mouth, render_texture_views
+from sfray.generators.next3d.triplane import OSGDecoder, next3d_plane_axes, sample_from_planes
+
+Rng = list[torch.Generator] | None
+
+
+@dataclass
+class Topology:
+    """Mesh topology and UVs the network rasterizes with (checkpoint buffers or a head's assets)."""
+
+    faces: np.ndarray  # (F, 3) int64
+    uv_coords: np.ndarray  # (T, 2) OBJ (s, t) in [0, 1], t = 0 at the bottom of the UV image
+    uv_faces: np.ndarray  # (F, 3) int64 into uv_coords
+    uv_face_mask: np.ndarray | None = None  # (U, U) float in [0, 1], row 0 = top of the UV image
+    dense_faces: np.ndarray | None = None  # (Fd, 3) int64, unused by the forward pass
+
+
+def uv_to_grid(uv_coords: torch.Tensor) -> torch.Tensor:
+    """OBJ (s, t) (T, 2) -> (T, 3) = (2s-1, 1-2t, 1): grid-sample coordinates of the UV image plus a one."""
+    s, t = uv_coords[:, 0], uv_coords[:, 1]
+    return torch.stack([2 * s - 1, 1 - 2 * t, torch.ones_like(s)], dim=-1)
+
+
+class Next3DTriPlane(nn.Module):
+    """z, c_cond, c, v -> {'image', 'image_raw', 'image_depth', 'image_weight'} (SPEC §2.16)."""
+
+    def __init__(self, cfg: Next3DConfig, topology: Topology | None = None):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        self.rendering_kwargs: dict[str, Any] = dict(cfg.rendering)
+        self.neural_rendering_resolution = cfg.neural_rendering_resolution
+        self._register_topology(cfg, topology)
+        common = dict(z_dim=cfg.z_dim, c_dim=cfg.c_dim, w_dim=cfg.w_dim, img_resolution=cfg.plane_resolution,
+                      channel_base=cfg.channel_base, channel_max=cfg.channel_max, mapping_layers=cfg.mapping_layers)
+        pc = cfg.plane_channels
+        self.renderer = ImportanceRenderer(next3d_plane_axes())
+        self.texture_backbone = StyleGAN2Generator(img_channels=pc, **common)
+        self.mouth_backbone = StyleUNetGenerator(img_channels=pc, in_size=cfg.mouth_in_size,
+                                                 final_size=cfg.mouth_final_size, cond_channels=pc, **common)
+        self.backbone = StyleGAN2Generator(img_channels=3 * pc, mapping_num_ws=cfg.num_ws, **common)
+        self.superresolution = SuperresolutionHybrid8XDC(
+            cfg.decoder_features, cfg.img_resolution, cfg.w_dim, tuple(cfg.sr_channels), cfg.sr_input_resolution,
+            cfg.img_channels, cfg.sr_conv_clamp, bool(cfg.rendering.get("sr_antialias", True)))
+        self.decoder = OSGDecoder(pc, cfg.decoder_hidden, cfg.decoder_features)
+        self.neural_blending = StyleUNetGenerator(img_channels=pc, in_size=cfg.plane_resolution,
+                                                  final_size=cfg.blend_final_size, cond_channels=pc, **common)
+
+    # ------------------------------------------------------------------ buffers
+    def _register_topology(self, cfg: Next3DConfig, topo: Topology | None) -> None:
+        f, t, u = cfg.num_faces, cfg.num_uv, cfg.uv_resolution
+        if topo is None:  # shapes only; a checkpoint fills them in
+            faces = torch.zeros(f, 3, dtype=torch.int64)
+            uvfaces = torch.zeros(f, 3, dtype=torch.int64)
+            raw = torch.zeros(t, 2)
+            dense = torch.zeros(cfg.num_dense_faces, 3, dtype=torch.int64)
+            mask = torch.ones(u, u)
+        else:
+            faces = torch.as_tensor(np.asarray(topo.faces), dtype=torch.int64)
+            uvfaces = torch.as_tensor(np.asarray(topo.uv_faces), dtype=torch.int64)
+            raw = torch.as_tensor(np.asarray(topo.uv_coords), dtype=torch.float32)
+            dense = (torch.zeros(cfg.num_dense_faces, 3, dtype=torch.int64) if topo.dense_faces is None
+                     else torch.as_tensor(np.asarray(topo.dense_faces), dtype=torch.int64))
+            mask = (torch.ones(u, u) if topo.uv_face_mask is None
+                    else torch.as_tensor(np.asarray(topo.uv_face_mask), dtype=torch.float32))
+            if faces.shape != (f, 3) or raw.shape != (t, 2) or mask.shape != (u, u):
+                raise ValueError(f"topology {tuple(faces.shape)}/{tuple(raw.shape)}/{tuple(mask.shape)} does not "
+                                 f"match the config ({f} faces, {t} UVs, {u}x{u} mask)")
+        uvcoords = uv_to_grid(raw)
+        self.register_buffer("dense_faces", dense[None])
+        self.register_buffer("faces", faces[None])
+        self.register_buffer("raw_uvcoords", raw[None])
+        self.register_buffer("uvcoords", uvcoords[None])
+        self.register_buffer("uvfaces", uvfaces[None])
+        self.register_buffer("face_uvcoords", uvcoords[uvfaces][None])
+        # plain tensor attributes in the released pickle -> non-persistent buffers here
+        self.register_buffer("uv_face_mask", mask[None, None], persistent=False)
+        self.register_buffer("orth_scale", torch.full((1, 1), float(ORTH_SCALE)), persistent=False)
+        self.register_buffer("orth_shift", torch.tensor([ORTH_SHIFT], dtype=torch.float32), persistent=False)
+
+    # ------------------------------------------------------------------ stages
+    def mapping(self, z: torch.Tensor, c: torch.Tensor, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None) -> torch.Tensor:
+        """z (B, Z), conditioning label c (B, 25) -> ws (B, num_ws, W) from ``backbone.mapping``."""
+        opts = self.rendering_kwargs
+        c = c[:, : self.cfg.c_dim] * float(opts.get("c_scale", 1.0))
+        if opts.get("c_gen_conditioning_zero", False):
+            c = torch.zeros_like(c)
+        return self.backbone.mapping(z, c, truncation_psi, truncation_cutoff)
+
+    def rasterize_views(self, textures: torch.Tensor, v: torch.Tensor) -> TextureViews:
+        """Neural texture (B, C, T, T) and v (B, V+68, 3) -> the four rasterized texture views."""
+        nv = self.cfg.num_vertices
+        with torch.autocast(device_type=textures.device.type, enabled=False):
+            return render_texture_views(
+                textures.float(), self.uv_face_mask, v[:, :nv].float(), v[:, nv:].float(), self.faces[0],
+                self.face_uvcoords[0], self.orth_scale, self.orth_shift[0], self.cfg.plane_resolution,
+                fill_mouth=True)
+
+    def texture_planes(self, ws: torch.Tensor, v: torch.Tensor, noise_mode: str = "const", rng: Rng = None
+                       ) -> dict[str, Any]:
+        """SPEC §2.3-2.9: ws (B, num_ws, W), v (B, V+68, 3) -> tri-planes (B, 3, C, P, P) and intermediates."""
+        n = self.cfg.synthesis_num_ws
+        eg3d_ws, tex_ws = ws[:, :n], ws[:, n:]
+        textures = self.texture_backbone.synthesis(tex_ws, noise_mode=noise_mode, rng=rng)
+        views = self.rasterize_views(textures, v)
+        feats, alpha = views.features.to(textures.dtype), views.alpha.to(textures.dtype)
+        size = self.cfg.plane_resolution
+        boxes = [mouth_box(lm, size) for lm in views.landmarks_uv.detach().cpu().numpy()]
+        front = paste_mouth(feats[:, 0], boxes, self.mouth_backbone.synthesis, eg3d_ws, self.cfg.mouth_in_size,
+                            noise_mode, rng)
+        front = self.neural_blending.synthesis(front, eg3d_ws, noise_mode=noise_mode, rng=rng)
+        side = feats[:, 1] + feats[:, 2]
+        side_alpha = (alpha[:, 1] != 0).to(alpha.dtype)  # released: alpha_R OR alpha_R (alpha_L unused)
+        b, c = front.shape[:2]
+        tex = torch.stack([front, side.to(front.dtype), feats[:, 3].to(front.dtype)], dim=1)
+        a = torch.stack([alpha[:, 0], side_alpha, alpha[:, 3]], dim=1).to(front.dtype)
+        static = self.backbone.synthesis(eg3d_ws, noise_mode=noise_mode, rng=rng)
+        static = static.reshape(b, 3, c, size, size)
+        planes = tex * a + static.to(tex.dtype) * (1 - a)
+        return {"planes": planes, "static": static, "textures": textures, "views": views, "mouth_boxes": boxes,
+                "eg3d_ws": eg3d_ws}
+
+    def render(self, planes: torch.Tensor, eg3d_ws: torch.Tensor, c: torch.Tensor, noise_mode: str = "const",
+               rng: Rng = None, neural_rendering_resolution: int | None = None) -> dict[str, torch.Tensor]:
+        """SPEC §2.12-2.16: planes + camera label c (B, 25) -> images, depth and opacity."""
+        res = int(neural_rendering_resolution or self.neural_rendering_resolution)
+        cam2world = c[:, :16].reshape(-1, 4, 4).float()
+        intrinsics = c[:, 16:25].reshape(-1, 3, 3).float()
+        origins, dirs = ray_sampler(cam2world, intrinsics, res)
+        feats, depth, weight = self.renderer(planes, self.decoder, origins, dirs, self.rendering_kwargs, rng)
+        b = planes.shape[0]
+        feature_image = feats.permute(0, 2, 1).reshape(b, -1, res, res).contiguous()
+        depth_image = depth.permute(0, 2, 1).reshape(b, 1, res, res)
+        weight_image = weight.permute(0, 2, 1).reshape(b, 1, res, res)
+        rgb = feature_image[:, :3]
+        sr_noise = self.rendering_kwargs.get("superresolution_noise_mode", "none")
+        image = self.superresolution(rgb, feature_image, eg3d_ws, noise_mode=sr_noise, rng=rng)
+        return {"image": image, "image_raw": rgb, "image_depth": depth_image, "image_weight": weight_image}
+
+    def synthesis(self, ws: torch.Tensor, c: torch.Tensor, v: torch.Tensor, noise_mode: str = "const",
+                  rng: Rng = None, neural_rendering_resolution: int | None = None) -> dict[str, torch.Tensor]:
+        tp = self.texture_planes(ws, v, noise_mode, rng)
+        return self.render(tp["planes"], tp["eg3d_ws"], c, noise_mode, rng, neural_rendering_resolution)
+
+    def forward(self, z: torch.Tensor, c_cond: torch.Tensor, c: torch.Tensor, v: torch.Tensor,
+                truncation_psi: float = 1.0, truncation_cutoff: int | None = None, noise_mode: str = "const",
+                rng: Rng = None, neural_rendering_resolution: int | None = None) -> dict[str, torch.Tensor]:
+        """z (B, Z), c_cond/c (B, 25), v (B, V+68, 3) head space -> SPEC §2.16 outputs."""
+        ws = self.mapping(z, c_cond, truncation_psi, truncation_cutoff)
+        return self.synthesis(ws, c, v, noise_mode, rng, neural_rendering_resolution)
+
+    def sample_mixed(self, coords: torch.Tensor, ws: torch.Tensor, v: torch.Tensor, noise_mode: str = "const",
+                     rng: Rng = None) -> dict[str, torch.Tensor]:
+        """Decoder output {'rgb': (B, M, C), 'sigma': (B, M, 1)} at world points coords (B, M, 3)."""
+        planes = self.texture_planes(ws, v, noise_mode, rng)["planes"]
+        box_warp = float(self.rendering_kwargs.get("box_warp", 1.0))
+        return self.decoder(sample_from_planes(self.renderer.plane_axes, planes, coords, box_warp))

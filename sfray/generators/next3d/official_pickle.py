@@ -1,0 +1,264 @@
+"""Read (and, for tests, write) the official EG3D/Next3D network pickles without running their code.
+
+An official ``.pkl`` (SPEC §5) is a plain pickle of ``{'training_set_kwargs', 'G', 'D', 'G_ema',
+'augment_pipe'}``. Decorated ("persistent") classes pickle as a call of
+``torch_utils.persistence._reconstruct_persistent_obj(meta)`` whose ``meta`` carries the class name,
+the instance ``__dict__`` and the *full source of the defining module*, which the official loader
+``exec``s. Here that global resolves to :class:`PersistentRecord`, which keeps the source as text;
+every other project class resolves to an inert :class:`StubObject` that only stores its state; the
+torch/numpy rebuild helpers are the real ones (tensor storages load with ``weights_only=True``).
+Anything else is refused by :mod:`sfray.io.restricted_pickle` before it could be called.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import pickle
+import sys
+import types
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from sfray.errors import AssetError
+from sfray.io.restricted_pickle import builtin_globals, load_restricted, numpy_globals
+
+PERSISTENCE_MODULE = "torch_utils.persistence"
+RECONSTRUCT_NAME = "_reconstruct_persistent_obj"
+#: Module prefixes whose classes may appear in a Next3D/EG3D pickle; they become inert stubs.
+STUB_MODULE_PREFIXES = ("training_avatar_texture.", "training.", "torch_utils.", "dnnlib.", "torch.nn.modules.")
+
+
+class PersistentRecord:
+    """One persistent-class instance as stored: ``class_name``, ``state`` and ``module_src`` (text only)."""
+
+    def __init__(self, meta: Any):
+        if not isinstance(meta, dict) or meta.get("type") != "class":
+            raise pickle.UnpicklingError("persistent object record is not a {'type': 'class', ...} dict")
+        self.version: int = int(meta.get("version", -1))
+        self.class_name: str = str(meta.get("class_name", "?"))
+        self.module_src: str = str(meta.get("module_src", ""))
+        state = meta.get("state", {})
+        self.state: dict[str, Any] = state if isinstance(state, dict) else {}
+
+    def __repr__(self) -> str:
+        return f"PersistentRecord({self.class_name}, v{self.version})"
+
+
+class StubObject:
+    """Stand-in for a non-persistent project or torch.nn class: remembers its name and state."""
+
+    stub_module = "?"
+    stub_name = "?"
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self.args, self.kwargs = args, kwargs
+        self.state: dict[str, Any] = {}
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) == 2:  # (dict state, slots state)
+            state = state[0] or {}
+        self.state = state if isinstance(state, dict) else {"_raw_state": state}
+
+    @property
+    def class_name(self) -> str:
+        return self.stub_name
+
+    def __repr__(self) -> str:
+        return f"Stub({self.stub_module}.{self.stub_name})"
+
+
+class EasyDict(dict):
+    """``dnnlib.util.EasyDict`` read back as a plain dict subclass."""
+
+
+_STUBS: dict[tuple[str, str], type] = {}
+
+
+def stub_class(module: str, name: str) -> type:
+    key = (module, name)
+    if key not in _STUBS:
+        _STUBS[key] = type(name, (StubObject,), {"stub_module": module, "stub_name": name})
+    return _STUBS[key]
+
+
+def _load_storage_bytes(data: bytes) -> Any:
+    """An embedded legacy ``torch.save`` blob of one storage, loaded without code and onto the CPU."""
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+class Next3DAllowList(Mapping):
+    """(module, name) -> object for the restricted unpickler; project classes resolve to stubs."""
+
+    def __init__(self) -> None:
+        table: dict[tuple[str, str], Any] = {**builtin_globals(), **numpy_globals()}
+        table[(PERSISTENCE_MODULE, RECONSTRUCT_NAME)] = PersistentRecord
+        table[("torch._utils", "_rebuild_tensor_v2")] = torch._utils._rebuild_tensor_v2
+        table[("torch._utils", "_rebuild_parameter")] = torch._utils._rebuild_parameter
+        table[("torch._utils", "_rebuild_parameter_with_state")] = torch._utils._rebuild_parameter_with_state
+        table[("torch.storage", "_load_from_bytes")] = _load_storage_bytes
+        table[("dnnlib.util", "EasyDict")] = EasyDict
+        table[("dnnlib", "EasyDict")] = EasyDict
+        self._table = table
+
+    def __getitem__(self, key: tuple[str, str]) -> Any:
+        if key in self._table:
+            return self._table[key]
+        module, name = key
+        if module.startswith(STUB_MODULE_PREFIXES) and name.isidentifier() and name[:1].isupper():
+            return stub_class(module, name)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
+def read_official_pickle(source: Any) -> Any:
+    """Unpickle an official network pickle (path, bytes or file) into records/stubs; nothing is executed."""
+    return load_restricted(source, Next3DAllowList(), what="Next3D network pickle (.pkl)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Walking records
+# ---------------------------------------------------------------------------------------------
+
+def module_state(obj: Any) -> dict[str, Any]:
+    """The ``__dict__`` of a pickled module (record or stub); {} for anything else."""
+    if isinstance(obj, (PersistentRecord, StubObject)):
+        return obj.state
+    return {}
+
+
+def walk_modules(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted path, record/stub) for ``obj`` and every sub-module, in registration order."""
+    yield prefix.rstrip("."), obj
+    children = module_state(obj).get("_modules") or {}
+    for name, child in children.items():
+        if child is not None:
+            yield from walk_modules(child, f"{prefix}{name}.")
+
+
+def extract_tensors(obj: Any) -> collections.OrderedDict[str, torch.Tensor]:
+    """State-dict style name -> tensor for parameters and persistent buffers (SPEC §5.4)."""
+    out: collections.OrderedDict[str, torch.Tensor] = collections.OrderedDict()
+    for path, mod in walk_modules(obj):
+        st = module_state(mod)
+        pre = f"{path}." if path else ""
+        skip = set(st.get("_non_persistent_buffers_set") or ())
+        for kind in ("_parameters", "_buffers"):
+            for name, t in (st.get(kind) or {}).items():
+                if t is None or (kind == "_buffers" and name in skip):
+                    continue
+                if not isinstance(t, torch.Tensor):
+                    raise AssetError(f"entry '{pre}{name}' is a {type(t).__name__}, not a tensor")
+                out[pre + name] = t.detach()
+    return out
+
+
+def find_module(obj: Any, path: str) -> Any:
+    for p, mod in walk_modules(obj):
+        if p == path:
+            return mod
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Test-only writer of the official format
+# ---------------------------------------------------------------------------------------------
+
+@contextmanager
+def fake_modules(names: list[str]) -> Iterator[dict[str, types.ModuleType]]:
+    """Temporarily register empty modules so pickle can name globals there; restores sys.modules."""
+    parents = {n.rsplit(".", i)[0] for n in names for i in range(1, n.count(".") + 1)}
+    parents = {p for p in parents if p not in sys.modules and p not in names}
+    saved = {n: sys.modules.get(n) for n in [*names, *parents]}
+    mods: dict[str, types.ModuleType] = {}
+    try:
+        for n in [*parents, *names]:
+            mods[n] = types.ModuleType(n)
+            sys.modules[n] = mods[n]
+        yield mods
+    finally:
+        for n, old in saved.items():
+            if old is None:
+                sys.modules.pop(n, None)
+            else:
+                sys.modules[n] = old
+
+
+class _PersistentProxy:
+    """Pickles as ``torch_utils.persistence._reconstruct_persistent_obj(meta)``, like the decorator."""
+
+    reconstruct: Any = None  # set to the fake module's function while writing
+
+    def __init__(self, class_name: str, module_src: str, state: dict[str, Any], version: int = 6):
+        self.meta = {"type": "class", "version": version, "module_src": module_src,
+                     "class_name": class_name, "state": state}
+
+    def __reduce__(self) -> tuple:
+        return (_PersistentProxy.reconstruct, (self.meta,))
+
+
+class _PlainProxy:
+    """Becomes a bare ``cls`` instance at dump time: pickles as NEWOBJ(cls) + BUILD(state)."""
+
+    def __init__(self, cls: type | tuple[str, str], state: dict[str, Any]):
+        self.cls, self.state = cls, state
+
+
+class _DictProxy:
+    """A dict subclass instance (e.g. ``dnnlib.util.EasyDict``) to create at dump time."""
+
+    def __init__(self, cls: tuple[str, str], items: dict[str, Any]):
+        self.cls, self.items = cls, items
+
+
+def dump_official(obj: Any, fake_globals: dict[str, dict[str, tuple[type, ...]]], protocol: int = 4) -> bytes:
+    """Pickle a tree of proxies; ``fake_globals`` maps module -> {class name: bases} to create."""
+    names = sorted(set(fake_globals) | {PERSISTENCE_MODULE})
+    with fake_modules(names) as mods:
+        def reconstruct(meta: Any) -> Any:  # never called: the writer only needs the global's name
+            raise RuntimeError("official persistence stand-in")
+
+        reconstruct.__module__, reconstruct.__qualname__ = PERSISTENCE_MODULE, RECONSTRUCT_NAME
+        setattr(mods[PERSISTENCE_MODULE], RECONSTRUCT_NAME, reconstruct)
+        for module, classes in fake_globals.items():
+            for cls_name, bases in classes.items():
+                cls = type(cls_name, bases, {"__module__": module})
+                cls.__qualname__ = cls_name
+                setattr(mods[module], cls_name, cls)
+        _PersistentProxy.reconstruct = reconstruct
+        try:
+            resolved = _resolve_plain(obj, mods)
+            return pickle.dumps(resolved, protocol=protocol)
+        finally:
+            _PersistentProxy.reconstruct = None
+
+
+def _resolve_plain(obj: Any, mods: dict[str, types.ModuleType]) -> Any:
+    """Replace ('module', 'Class') placeholders of _PlainProxy.cls with the fake classes, recursively."""
+    if isinstance(obj, _PlainProxy):
+        cls = obj.cls
+        if isinstance(cls, tuple):
+            cls = getattr(mods[cls[0]], cls[1])
+        inst = cls.__new__(cls)  # a bare instance whose __dict__ is the state: pickles as NEWOBJ + BUILD
+        inst.__dict__.update(_resolve_plain(obj.state, mods))
+        return inst
+    if isinstance(obj, _PersistentProxy):
+        obj.meta["state"] = _resolve_plain(obj.meta["state"], mods)
+        return obj
+    if isinstance(obj, _DictProxy):
+        inst = getattr(mods[obj.cls[0]], obj.cls[1])()
+        inst.update({k: _resolve_plain(v, mods) for k, v in obj.items.items()})
+        return inst
+    if isinstance(obj, collections.OrderedDict):
+        return collections.OrderedDict((k, _resolve_plain(v, mods)) for k, v in obj.items())
+    if isinstance(obj, dict) and type(obj) is dict:
+        return {k: _resolve_plain(v, mods) for k, v in obj.items()}
+    return obj

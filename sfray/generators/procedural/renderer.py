@@ -1,0 +1,207 @@
+"""The procedural renderer: the head mesh, textured, shaded and lit, over a random background.
+
+It plays Next3D's role on a machine without licensed assets (DESIGN §5): same inputs
+(``SampleSpecs``), same outputs (``GeneratorOutput``: image, the generator's depth and mask, the
+driving head mesh and ``mesh_to_world``). One batch goes
+
+    specs -> head layer -> head_to_world (+ misalign) -> camera -> rasterize at ``supersample`` x
+          -> per-pixel UV albedo (+ irises), normals -> Lambert + ambient + a little specular
+          -> box-filter down to the output size (anti-aliasing) -> composite over the background.
+
+Every random choice (skin, hair, light, background, noise) comes from the sample's own seed
+(``randomness``), so a sample is bitwise reproducible and independent of its batch-mates.
+
+``generator.misalign = [rx, ry, rz (deg), tx, ty, tz (world units), s]`` renders the head through
+the similarity ``p -> s R p + t`` applied in world space about the world origin, *after*
+``head_to_world``; ``mesh_to_world`` still reports the plain transform. That is precisely the
+residual an alignment process must remove (the map that fixes it is the similarity itself).
+``extras`` carries the ground truth: ``render_to_world`` (B, 4, 4) and ``landmarks_2d_rendered``
+(B, 68, 2), the landmarks as they appear in the image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sfray.annotate.transform import head_to_world_matrix, similarity_matrix, transform_points
+from sfray.annotate.uv_segmentation import face_labels, uv_to_grid
+from sfray.config.schema import GeneratorConfig
+from sfray.conventions import NUM_SEG_CLASSES, SEG_ID
+from sfray.generators.base import GeneratorOutput, SampleSpecs
+from sfray.generators.procedural.background import make_background
+from sfray.generators.procedural.hair import HairShell
+from sfray.generators.procedural.randomness import Stream, stream_generator, uniform
+from sfray.generators.procedural.shading import random_light, shade, vertex_normals
+from sfray.generators.procedural.texture import EyeModel, TexturePainter, random_appearance
+from sfray.geometry.camera import camera_label_to_matrices, world_to_camera
+from sfray.geometry.projection import to_screen_perspective
+from sfray.geometry.rasterizer import rasterize
+from sfray.head.layer import HeadModel
+
+IDENTITY = "procedural-v1"
+#: ``GeneratorOutput.extras`` keys (ground truth of the misalign knob, for alignment tests).
+EXTRA_RENDER_TO_WORLD = "render_to_world"
+EXTRA_LANDMARKS_2D = "landmarks_2d_rendered"
+#: Display gamma: albedo colours are authored in display space and shaded in linear light.
+GAMMA = 2.2
+#: Hair-cap shell thickness range, head-model metres.
+HAIR_THICKNESS = (0.004, 0.012)
+#: Camera grain added to the final image (std in [0, 1] units).
+GRAIN = 0.006
+
+
+def _numpy(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _gloss_table() -> torch.Tensor:
+    g = torch.ones(NUM_SEG_CLASSES)
+    for name, value in (("left_eyeball", 6.0), ("right_eyeball", 6.0), ("upper_lip", 1.8),
+                        ("lower_lip", 2.2), ("inner_mouth", 1.5), ("left_eyebrow", 0.4),
+                        ("right_eyebrow", 0.4)):
+        g[SEG_ID[name]] = value
+    return g
+
+
+class ProceduralGenerator:
+    """Renders the head model with sfray's rasterizer (implements ``Generator``)."""
+
+    identity = IDENTITY
+    latent_dim = 0
+
+    def __init__(self, head: HeadModel, resolution: int = 512, cfg: GeneratorConfig | None = None,
+                 device: torch.device | str = "cpu", *, supersample: int = 2, texture_size: int = 512):
+        self.head = head
+        self.resolution = int(resolution)
+        self.cfg = cfg if cfg is not None else GeneratorConfig()
+        self.device = torch.device(device)
+        self.supersample = max(1, int(supersample))
+        self.misalign = similarity_matrix(self.cfg.misalign)  # (4, 4) float64
+
+        faces = _numpy(head.faces).astype(np.int64)
+        uv = _numpy(head.uv_coords).astype(np.float32)
+        uv_faces = _numpy(head.uv_faces).astype(np.int64)
+        label_map = _numpy(head.uv_label_map).astype(np.uint8)
+        region = face_labels(label_map, uv, uv_faces)  # (F,)
+        self.num_vertices = int(self._rest_vertices().shape[1])
+        self.shell = HairShell(faces, region, self.num_vertices)
+        shell_src = self.shell.source_faces.numpy()
+        self.faces = torch.as_tensor(faces)
+        self.faces_all = torch.cat([self.faces, self.shell.faces])  # head faces, then the shell
+        face_uv = torch.as_tensor(uv[uv_faces])  # (F, 3, 2)
+        self.face_uv_all = torch.cat([face_uv, face_uv[shell_src]])
+        self.region_all = torch.as_tensor(np.concatenate([region, region[shell_src]]).astype(np.int64))
+        self.eyes = EyeModel(_numpy(self._rest_vertices()[0]), faces, region)
+        self.eye_dir_all = torch.cat([self.eyes.direction, torch.zeros_like(self.eyes.direction)])
+        self.painter = TexturePainter(label_map, texture_size)
+        self.gloss = _gloss_table()
+        self._moved_to: torch.device | None = None
+
+    def _rest_vertices(self) -> torch.Tensor:
+        """(1, V, 3) the head at zero shape, expression and pose (eyes looking along +z)."""
+        if not hasattr(self, "_rest"):
+            dev = self.head.device
+            z = lambda n: torch.zeros(1, n, device=dev)  # noqa: E731
+            with torch.no_grad():
+                out = self.head.forward(z(self.head.n_shape), z(self.head.n_expression), z(15))
+            self._rest = out.vertices.detach().float().cpu()
+        return self._rest
+
+    def _device_tensors(self) -> None:
+        if self._moved_to != self.device:
+            for name in ("faces", "faces_all", "face_uv_all", "region_all", "eye_dir_all", "gloss"):
+                setattr(self, name, getattr(self, name).to(self.device))
+            self._moved_to = self.device
+
+    @torch.no_grad()
+    def generate(self, specs: SampleSpecs) -> GeneratorOutput:
+        """Render a batch of B specs at ``resolution`` (see the module docstring)."""
+        self._device_tensors()
+        specs = specs.to(self.device)
+        b, res, ss = len(specs), self.resolution, self.supersample
+        head_out = self.head.forward(specs.shape, specs.expression, specs.pose)
+        verts = head_out.vertices.float()
+        seeds = [int(s) for s in specs.seed.cpu().tolist()]
+        apps = [random_appearance(stream_generator(s, Stream.APPEARANCE), self.cfg.hair_cap_prob) for s in seeds]
+        thickness = torch.tensor([
+            float(uniform(stream_generator(s, Stream.HAIR), *HAIR_THICKNESS)) if a.hair_cap else 0.0
+            for s, a in zip(seeds, apps)], device=self.device)
+        if not self.shell.available:
+            thickness.zero_()
+
+        mesh_to_world = head_to_world_matrix(b, self.device, torch.float64)
+        render_to_world = self.misalign.to(self.device) @ mesh_to_world
+        normals_head = vertex_normals(verts, self.faces)
+        all_verts, _ = self.shell.build(verts, normals_head, thickness)
+        c2w, k = camera_label_to_matrices(specs.camera.to(torch.float64))
+        cam = world_to_camera(transform_points(render_to_world, all_verts.double()), c2w)
+        screen = to_screen_perspective(cam, k, res * ss)
+        frags = rasterize(screen.float(), self.faces_all, (res * ss, res * ss), perspective_correct=True)
+        normals_cam = vertex_normals(cam.float(), self.faces_all)
+
+        color = torch.zeros(b, 3, res * ss, res * ss, device=self.device)
+        for i in range(b):
+            color[i] = self._shade_one(i, frags, cam[i].float(), normals_cam[i], apps[i], seeds[i])
+        cover = (frags.face_index >= 0).float()[:, None]
+        if ss > 1:
+            color, cover_d = F.avg_pool2d(color * cover, ss), F.avg_pool2d(cover, ss)
+            zsum = F.avg_pool2d(torch.where(cover > 0, frags.zbuf[:, None], torch.zeros_like(cover)), ss)
+        else:
+            color, cover_d, zsum = color * cover, cover, torch.where(cover > 0, frags.zbuf[:, None], 0.0)
+        depth = torch.where(cover_d > 0, zsum / cover_d.clamp_min(1e-12), torch.zeros_like(zsum))[:, 0]
+
+        image = torch.empty(b, 3, res, res, device=self.device)
+        for i, s in enumerate(seeds):
+            gen = stream_generator(s, Stream.BACKGROUND)
+            bg = make_background(gen, list(self.cfg.background), (res, res))
+            grain = GRAIN * torch.randn((1, res, res), generator=gen)
+            image[i] = color[i] + (1.0 - cover_d[i]) * bg.to(self.device) + grain.to(self.device)
+        image_u8 = (image.clamp(0.0, 1.0) * 255.0 + 0.5).floor().to(torch.uint8)
+
+        lm_cam = world_to_camera(transform_points(render_to_world, head_out.landmarks.double()), c2w)
+        lm_pix = to_screen_perspective(lm_cam, k, res)[..., :2].float()
+        return GeneratorOutput(
+            image=image_u8, depth=depth.float(), mask=cover_d[:, 0].float(),
+            head_vertices=head_out.vertices, head_landmarks=head_out.landmarks,
+            head_landmarks_fixed=head_out.landmarks_fixed, mesh_to_world=mesh_to_world.float(),
+            camera=specs.camera, extras={EXTRA_RENDER_TO_WORLD: render_to_world.float(), EXTRA_LANDMARKS_2D: lm_pix},
+        )
+
+    def _shade_one(self, i: int, frags, cam: torch.Tensor, normals: torch.Tensor, app, seed: int) -> torch.Tensor:
+        """(3, H, W) display-space colour of sample ``i`` (zeros where uncovered)."""
+        h, w = frags.face_index.shape[1:]
+        fi = frags.face_index[i].reshape(-1)
+        pix = torch.nonzero(fi >= 0).squeeze(1)
+        out = torch.zeros(3, h * w, device=self.device)
+        if pix.numel() == 0:
+            return out.view(3, h, w)
+        f = fi[pix]
+        bary = frags.bary[i].reshape(-1, 3)[pix].float()[:, :, None]  # (N, 3, 1)
+        corners = self.faces_all[f]  # (N, 3)
+        uv = (bary * self.face_uv_all[f]).sum(1)
+        nrm = (bary * normals[corners]).sum(1)
+        pos = (bary * cam[corners]).sum(1)
+        region = self.region_all[f]
+
+        tex = self.painter.paint(app, stream_generator(seed, Stream.TEXTURE_NOISE)).to(self.device)
+        albedo = F.grid_sample(tex[None], uv_to_grid(uv)[None, None], mode="bilinear",
+                               padding_mode="border", align_corners=False)[0, :, 0].T  # (N, 3)
+        if self.eyes.available:
+            eye = (region == SEG_ID["left_eyeball"]) | (region == SEG_ID["right_eyeball"])
+            if eye.any():
+                d = (bary[eye] * self.eye_dir_all[corners[eye]]).sum(1)
+                albedo[eye] = EyeModel.colorize(d, albedo[eye], app.iris, app.pupil_scale)
+        light = random_light(stream_generator(seed, Stream.LIGHT))
+        gloss = self.gloss[region][:, None]
+        if app.hair_cap:
+            gloss = torch.where((region == SEG_ID["scalp"])[:, None], torch.full_like(gloss, 0.5), gloss)
+        lin = shade(albedo.clamp(0.0, 1.0) ** GAMMA, nrm, pos, light, gloss)
+        out[:, pix] = (lin.clamp(0.0, 1.0) ** (1.0 / GAMMA)).T
+        return out.view(3, h, w)
+
+    def to(self, device: torch.device | str) -> ProceduralGenerator:
+        self.device = torch.device(device)
+        return self
+

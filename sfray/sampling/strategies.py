@@ -1,0 +1,55 @@
+"""The registry of sampling strategies: ``sampling.strategy`` name -> draw function.
+
+A strategy is a function ``(ids (B,) int64, dataset_seed, SamplingConfig, CameraConfig, Dims) ->
+Draw`` that must be a pure function of (dataset seed, sample id, config) row by row: the same id
+gives the same row whatever else is in the batch. The docstring of each function says what it
+draws; :func:`describe_strategies` lists them for ``--help`` texts and error messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from sfray.config.schema import CameraConfig, SamplingConfig
+from sfray.errors import ConfigError
+from sfray.sampling.basic import gaussian, truncated, uniform_release
+from sfray.sampling.diverse import diverse
+from sfray.sampling.draw import Dims, Draw
+from sfray.sampling.rng import check_ids
+from sfray.sampling.sobol import sobol
+
+Strategy = Callable[[np.ndarray, int, SamplingConfig, CameraConfig, Dims], Draw]
+
+STRATEGIES: dict[str, Strategy] = {
+    "gaussian": gaussian,
+    "uniform": uniform_release,
+    "truncated": truncated,
+    "sobol": sobol,
+    "diverse": diverse,
+}
+
+
+def get_strategy(name: str) -> Strategy:
+    """The strategy registered as ``name``; an unknown name raises ConfigError listing valid ones."""
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        valid = ", ".join(sorted(STRATEGIES))
+        raise ConfigError(f"config key 'sampling.strategy': unknown strategy '{name}'; "
+                          f"valid: {valid}") from None
+
+
+def describe_strategies() -> dict[str, str]:
+    """name -> first docstring line of every registered strategy."""
+    return {name: (fn.__doc__ or "").strip().splitlines()[0] for name, fn in STRATEGIES.items()}
+
+
+def draw_samples(sample_ids: Any, dataset_seed: int, sampling: SamplingConfig, camera: CameraConfig,
+                 dims: Dims) -> Draw:
+    """The raw strategy draw (numpy) for ``sample_ids`` (B,) (numpy, list or CPU tensor)."""
+    if hasattr(sample_ids, "detach"):
+        sample_ids = sample_ids.detach().cpu().numpy()
+    ids = check_ids(np.asarray(sample_ids), dataset_seed)
+    return get_strategy(sampling.strategy)(ids, int(dataset_seed), sampling, camera, dims)
