@@ -114,13 +114,32 @@ def main() -> None:
     if args.append and rows:
         cmd = "python bench/next3d.py " + " ".join(sys.argv[1:]).replace(f"--append {args.append}", "").strip()
         today = datetime.date.today().isoformat()
-        with open(args.append, "a") as fh:
-            for r in rows:
-                mem = f", peak {r['peak_mem_gib']} GiB" if "peak_mem_gib" in r else ""
-                speedup = f" ({r['samples_per_s'] / base['samples_per_s']:.2f}x)" if base else ""
-                fh.write(f"| next3d {r['config']} {r['precision']} batch {r['batch']} | {r['device']} | {today} | "
-                         f"`{cmd}` | {r['samples_per_s']} samples/s{speedup}{mem} | "
-                         f"{'fp32 batch 1: ' + str(base['samples_per_s']) + ' samples/s' if base else '-'} |\n")
+        lines = []
+        for r in rows:
+            mem = f", peak {r['peak_mem_gib']} GiB" if "peak_mem_gib" in r else ""
+            speedup = f" ({r['samples_per_s'] / base['samples_per_s']:.2f}x)" if base else ""
+            ref = f"fp32 batch 1: {base['samples_per_s']} samples/s" if base else "-"
+            lines.append(f"| {r['config']} {r['precision']} batch {r['batch']} | {r['device']} | {today} | `{cmd}` | "
+                         f"{r['samples_per_s']} samples/s{speedup}{mem} | {ref} |")
+        append_rows(args.append, lines)
+
+
+SECTION = "## Next3D generator (bench/next3d.py)"
+HEADER = ["| run | machine | date | command | result | baseline |", "|---|---|---|---|---|---|"]
+
+
+def append_rows(path: Path, lines: list[str]) -> None:
+    """Insert rows at the end of the Next3D table of ``path`` (creating the section if needed)."""
+    text = path.read_text().splitlines() if path.exists() else ["# Benchmarks"]
+    if SECTION not in text:
+        text += ["", SECTION, "", *HEADER]
+    i = text.index(SECTION) + 1
+    while i < len(text) and not text[i].startswith("|"):
+        i += 1
+    while i < len(text) and text[i].startswith("|"):
+        i += 1
+    text[i:i] = lines
+    path.write_text("\n".join(text) + "\n")
 
 
 if __name__ == "__main__":

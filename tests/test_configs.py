@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from sfray.config import GenerateJobConfig, load_config, save_config
+from sfray.config import AlignJobConfig, GenerateJobConfig, load_config, save_config
 from sfray.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMAS = {"generate": GenerateJobConfig}
+SCHEMAS = {"generate": GenerateJobConfig, "align": AlignJobConfig}
 
 
 def _configs():

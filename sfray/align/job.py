@@ -136,7 +136,8 @@ def run_align(cfg: AlignJobConfig, stream: TextIO | None = sys.stderr,
 
     groups = torch.zeros(len(batch), dtype=torch.long, device=device)
     outcome = fit(batch, kind=a.model, loss=a.loss, iterations=a.iterations, base=base, groups=groups,
-                  pivot=pivot, tolerance=a.tolerance, max_points=a.max_points, seed=cfg.seed, progress=progress)
+                  pivot=pivot, tolerance=a.tolerance, max_points=a.max_points, seed=cfg.seed, progress=progress,
+                  anneal=a.anneal)
     fitted = AlignmentMap(outcome.maps[0].cpu(), source="sfray align")
 
     # 3. held-out before/after at the generation resolution

@@ -67,42 +67,81 @@ class FitBatch:
                         [p for b in items for p in b.gen_points], cat("landmark_target"))
 
 
-def resample_depth_mask(depth: Tensor, mask: Tensor, r: int) -> tuple[Tensor, Tensor]:
-    """Generator depth (B, H, W) and soft mask (B, H, W) -> (B, r, r) depth and bool mask.
+def resample_coverage(depth: Tensor, mask: Tensor, r: int) -> tuple[Tensor, Tensor]:
+    """Generator depth (B, H, W) and soft mask (B, H, W) -> (B, r, r) depth and soft coverage.
 
-    Depth is averaged over foreground only (no blending with the background at the silhouette).
+    At an integer ratio the filter is the exact box (the coarse pixel's coverage is the mean of its
+    fine pixels' coverage, which :func:`signed_distance` relies on); otherwise a centred
+    antialiased bilinear kernel (an uncentred box over a non-integer ratio would shift the outline
+    by a fraction of a pixel, which the silhouette loss would faithfully turn into a scale error).
+    Depth is averaged over foreground only (no blending with the background).
     """
-    m = mask.to(torch.float64).clamp(0, 1).unsqueeze(1)
-    d = depth.to(torch.float64).unsqueeze(1)
     if depth.shape[-2:] == (r, r):
-        return depth.to(torch.float64), mask.to(torch.float64) > 0.5
-    mode = "area" if depth.shape[-1] > r else "bilinear"
-    kw = {} if mode == "area" else {"align_corners": False}
-    fg = F.interpolate(m, size=(r, r), mode=mode, **kw)
-    num = F.interpolate(d * (m > 0.5), size=(r, r), mode=mode, **kw)
-    den = F.interpolate((m > 0.5).to(torch.float64), size=(r, r), mode=mode, **kw)
+        return depth.to(torch.float64), mask.to(torch.float64).clamp(0, 1)
+    m = mask.to(torch.float64).clamp(0, 1).unsqueeze(1)
+    fg = (m >= 0.5).to(torch.float64)
+    d = depth.to(torch.float64).unsqueeze(1)
+
+    h, w = depth.shape[-2:]
+
+    def filt(x: Tensor) -> Tensor:
+        if h == w and h % r == 0:  # integer ratio: a box filter keeps "coverage" exact
+            return F.avg_pool2d(x, h // r)
+        return F.interpolate(x, size=(r, r), mode="bilinear", align_corners=False, antialias=True)
+
+    soft = filt(m).clamp(0, 1)
+    num, den = filt(d * fg), filt(fg)
     out_d = torch.where(den > 1e-6, num / den.clamp_min(1e-6), torch.zeros_like(num))
-    keep = (fg > 0.5) & (den > 0.5)
-    return (out_d * keep).squeeze(1), keep.squeeze(1)
+    return out_d.squeeze(1), soft.squeeze(1)
 
 
-def signed_distance(mask: Tensor) -> tuple[Tensor, Tensor]:
-    """Bool masks (B, r, r) -> signed distance to the silhouette in pixels (> 0 outside) and its
-    gradient (B, r, r, 2) as d/dx, d/dy. Uses scipy's exact Euclidean distance transform."""
+def resample_depth_mask(depth: Tensor, mask: Tensor, r: int) -> tuple[Tensor, Tensor]:
+    """Like :func:`resample_coverage` but with a bool mask (coverage >= 0.5) and depth 0 outside."""
+    d, cov = resample_coverage(depth, mask, r)
+    keep = cov >= 0.5
+    return d * keep, keep
+
+
+def signed_distance(coverage: Tensor) -> tuple[Tensor, Tensor]:
+    """Soft coverage (B, r, r) -> signed distance to the silhouette in pixels (> 0 outside) and its
+    gradient (B, r, r, 2) as d/dx, d/dy.
+
+    Away from the outline: scipy's exact Euclidean distance transform of the mask (coverage >= 0.5),
+    shifted by the half pixel between a border pixel's centre and the outline. On partially covered
+    pixels the coverage itself locates the outline to a fraction of a pixel (a straight edge at
+    signed distance d from the centre covers 0.5 - d of a unit pixel), so there sdf = 0.5 - coverage.
+    """
     from scipy.ndimage import distance_transform_edt
 
-    m = mask.detach().cpu().numpy().astype(bool)
+    c = coverage.detach().cpu().numpy().astype(np.float64)
+    m = c >= 0.5
     sdf = np.zeros(m.shape, dtype=np.float64)
     for i in range(m.shape[0]):
         if m[i].any() and (~m[i]).any():
-            # the boundary lies half a pixel from the last pixel centre on either side
             sdf[i] = (distance_transform_edt(~m[i]) - 0.5) * (~m[i]) - (distance_transform_edt(m[i]) - 0.5) * m[i]
         else:
             sdf[i] = -1.0e3 if m[i].all() else 1.0e3
+    partial = (c > 0.0) & (c < 1.0) & (np.abs(sdf) <= 0.5)
+    sdf = np.where(partial, 0.5 - c, sdf)
     gy, gx = np.gradient(sdf, axis=(1, 2))
-    out = torch.from_numpy(sdf).to(mask.device)
-    grad = torch.from_numpy(np.stack([gx, gy], axis=-1)).to(mask.device)
+    out = torch.from_numpy(sdf).to(coverage.device)
+    grad = torch.from_numpy(np.stack([gx, gy], axis=-1)).to(coverage.device)
     return out, grad
+
+
+def sample_bilinear(img: Tensor, b: Tensor, xy: Tensor) -> Tensor:
+    """Sample img (B, H, W[, C]) at pixel coords xy (N, 2) (sfray convention) of images b; bilinear,
+    clamped to the image."""
+    h, w = img.shape[1], img.shape[2]
+    x = (xy[:, 0] - 0.5).clamp(0, w - 1.000001)
+    y = (xy[:, 1] - 0.5).clamp(0, h - 1.000001)
+    x0, y0 = x.floor().long(), y.floor().long()
+    fx, fy = x - x0, y - y0
+    if img.dim() == 4:
+        fx, fy = fx[:, None], fy[:, None]
+    v00, v01 = img[b, y0, x0], img[b, y0, x0 + 1]
+    v10, v11 = img[b, y0 + 1, x0], img[b, y0 + 1, x0 + 1]
+    return (v00 * (1 - fx) + v01 * fx) * (1 - fy) + (v10 * (1 - fx) + v11 * fx) * fy
 
 
 def pixel_rays(r: int, intrinsics: Tensor) -> Tensor:
@@ -160,9 +199,11 @@ def observe(out: GeneratorOutput, faces: Tensor, resolution: int, *, max_points:
     c2w, k_norm = camera_label_to_matrices(out.camera.to(f64))
     k = k_norm.clone()
     k[:, :2] *= r
-    depth, mask = resample_depth_mask(out.depth, out.mask, r)
-    sdf, grad = signed_distance(mask)
-    points = backproject(depth, mask, k, c2w, max_points, rng)
+    depth, coverage = resample_coverage(out.depth, out.mask, r)
+    mask = coverage >= 0.5
+    depth = depth * mask
+    sdf, grad = signed_distance(coverage)
+    points = backproject(depth, sdf <= -1.0, k, c2w, max_points, rng)  # rim depths are blends: skip them
     for i in range(len(points)):
         extra = density_surface_points(out, i, max_points, rng)
         if extra is not None:

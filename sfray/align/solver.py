@@ -14,7 +14,7 @@ whatever the resolution or the number of samples.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -105,13 +105,13 @@ def _normal_equations(theta: Tensor, fn: Callable[[Tensor], dict[str, Tensor]], 
                       loss: AlignLossConfig) -> tuple[Tensor, Tensor]:
     """Gauss-Newton H and g of the IRLS-weighted, scale-normalised residuals at theta."""
     scales = _scales(loss)
-    active = [t for t in TERMS if float(getattr(loss, t)) > 0]
+    res = fn(theta)
+    active = [t for t in TERMS if float(getattr(loss, t)) > 0 and res[t].numel() > 0]
 
     def flat(th: Tensor) -> Tensor:
-        res = fn(th)
-        return torch.cat([(res[t] / scales[t]).reshape(-1) for t in active])
+        out = fn(th)
+        return torch.cat([(out[t] / scales[t]).reshape(-1) for t in active])
 
-    res = fn(theta)
     e_parts, w_parts = [], []
     for t in active:
         r = res[t].reshape(res[t].shape[0], -1) / scales[t]
@@ -128,18 +128,25 @@ def _normal_equations(theta: Tensor, fn: Callable[[Tensor], dict[str, Tensor]], 
 
 def fit(batch: FitBatch, *, kind: str, loss: AlignLossConfig, iterations: int, base: Tensor,
         groups: Tensor, pivot: Tensor, tolerance: float = 0.0, max_points: int = 1500,
-        bounds: Bounds | None = None, seed: int = 0, progress: Progress | None = None) -> FitOutcome:
+        bounds: Bounds | None = None, seed: int = 0, progress: Progress | None = None,
+        anneal: float = 1.0) -> FitOutcome:
     """Fit ``D(theta)`` so that ``D(theta) @ base[g]`` aligns the mesh with the generator.
 
     base (G, 4, 4), groups (B,) in [0, G), pivot (G, 3). With ``bounds`` theta is projected into
-    the box after every step (per-sample refinement).
+    the box after every step (per-sample refinement). ``anneal`` > 1 starts with the robust scales
+    multiplied by it and halves the factor every iteration down to 1 (graduated non-convexity: a
+    redescending loss such as Cauchy then still sees a large initial misalignment).
     """
+    nominal = loss
     n_groups, n_par = base.shape[0], N_PARAMS[kind]
     dev = batch.mesh_world.device
     theta = torch.zeros(n_groups, n_par, dtype=torch.float64, device=dev)
     lam = 1e-3
     outcome = FitOutcome(maps=base.clone(), theta=theta)
     for it in range(iterations):
+        factor = max(1.0, anneal * 0.5 ** it)
+        loss = nominal if factor == 1.0 else replace(
+            nominal, **{f"{t}_scale": getattr(nominal, f"{t}_scale") * factor for t in TERMS})
         maps = delta_matrix(theta, kind, pivot) @ base
         corr, _ = match(batch, maps, groups, max_points=max_points, seed=seed + it)
         coef = _row_coefficients(corr, groups, n_groups, loss)
@@ -175,7 +182,7 @@ def fit(batch: FitBatch, *, kind: str, loss: AlignLossConfig, iterations: int, b
             theta = new_theta
         else:
             change = 0.0
-        entry = {"iteration": it + 1, "cost": cost0, "cost_after_step": cost1, "accepted": accepted,
+        entry = {"iteration": it + 1, "scale_factor": factor, "cost": cost0, "cost_after_step": cost1, "accepted": accepted,
                  "change": change, "lambda": lam, **{f"n_{k}": v for k, v in corr.counts().items()},
                  **{f"loss_{k}": v for k, v in terms0.items()}}
         outcome.history.append(entry)
@@ -186,6 +193,7 @@ def fit(batch: FitBatch, *, kind: str, loss: AlignLossConfig, iterations: int, b
     outcome.theta = theta
     outcome.maps = delta_matrix(theta, kind, pivot) @ base
     # the residual after the fit, on fresh correspondences (what "after" means to a reader)
+    loss = nominal
     corr, _ = match(batch, outcome.maps, groups, max_points=max_points, seed=seed + iterations)
     coef = _row_coefficients(corr, groups, n_groups, loss)
     res = residuals(theta, corr, batch, base, groups, kind, pivot)

@@ -35,10 +35,11 @@ from sfray.annotate.uv_segmentation import fill_unlabelled, lookup_labels
 from sfray.annotate.visibility import landmark_visibility
 from sfray.config.schema import AnnotateConfig
 from sfray.conventions import BACKGROUND_ID, Field
+from sfray.errors import ConfigError
 from sfray.generators.base import GeneratorOutput, SampleSpecs
 from sfray.geometry.camera import camera_label_to_matrices, world_to_camera
 from sfray.geometry.projection import to_screen_perspective
-from sfray.geometry.rasterizer import face_attributes, get_rasterizer, interpolate
+from sfray.geometry.rasterizer import get_rasterizer, interpolate
 from sfray.head.layer import HeadModel
 
 #: Record keys beyond ``Field`` written by :func:`to_record_fields` (extra arrays of a record).
@@ -83,7 +84,7 @@ class Annotator:
         uv = torch.as_tensor(_as_numpy(head.uv_coords), dtype=torch.float32)
         uv_faces = torch.as_tensor(_as_numpy(head.uv_faces), dtype=torch.int64)
         self.face_uv = uv[uv_faces]  # (F, 3, 2) per-face-corner UVs (seams have distinct corners)
-        self.label_map = torch.as_tensor(fill_unlabelled(_as_numpy(head.uv_label_map)).astype(np.int64))
+        self.label_map = torch.as_tensor(fill_unlabelled(_as_numpy(head.uv_label_map)))  # (H, W) uint8
         self._device: torch.device | None = None
 
     def _to(self, device: torch.device) -> None:
@@ -116,8 +117,8 @@ class Annotator:
         self._to(device)
         res = self.resolution
         if out.image.shape[-2:] != (res, res):
-            raise ValueError(f"annotator built for {res}x{res} but the generator returned "
-                             f"{tuple(out.image.shape[-2:])} images; set generate.resolution consistently")
+            raise ConfigError(f"annotator built for {res}x{res} (generate.resolution) but the generator "
+                              f"returned {tuple(out.image.shape[-2:])} images; build both from one config")
         m = self.world_transform(out)
         _, _, v_screen = self.project(out.head_vertices, m, out.camera)
         lm_world, lm_cam, lm_screen = self.project(out.head_landmarks, m, out.camera)

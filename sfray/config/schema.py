@@ -130,11 +130,11 @@ class AlignLossConfig:
     silhouette: float = 1.0  # mesh contour vs generator mask boundary (signed distance, pixels)
     chamfer: float = 1.0  # mapped mesh surface vs generator surface points (both directions)
     landmark: float = 1.0  # projected landmarks vs detector / generator ground truth
-    depth_scale: float = 0.01  # world units
-    silhouette_scale: float = 1.0  # pixels at the fitting resolution
-    chamfer_scale: float = 0.01  # world units
+    depth_scale: float = 0.004  # world units
+    silhouette_scale: float = 0.5  # pixels at the fitting resolution
+    chamfer_scale: float = 0.004  # world units
     landmark_scale: float = 2.0  # pixels at the fitting resolution
-    robust: str = "huber"  # l2 | huber | cauchy
+    robust: str = "cauchy"  # l2 | huber | cauchy (redescending: hair and other unmodelled geometry)
 
     def validate(self, key: str) -> None:
         for name in ("depth", "silhouette", "chamfer", "landmark"):
@@ -195,6 +195,7 @@ class QualityConfig:
     # issue 11 (additive): the authors' rule as a preset, the alignment residual, faceless samples
     preset: Optional[str] = None  # None | authors (detector within 11 px at 512, else drop)
     max_alignment_residual: float = 1e9  # pixels at 512: landmark shift of the per-sample refinement
+    max_landmark_depth: float = 1e9  # world units: median |landmark z - generator depth there|
     fail_no_face: bool = True  # a configured detector finding no face fails the sample
     enabled: bool = True  # compute the quality figures at all (off: no figures, status ok)
 
@@ -204,6 +205,7 @@ class QualityConfig:
         _check(self.max_depth_residual > 0, "quality.max_depth_residual", "must be > 0")
         _check(self.max_detector_px > 0, "quality.max_detector_px", "must be > 0")
         _check(self.max_alignment_residual > 0, "quality.max_alignment_residual", "must be > 0")
+        _check(self.max_landmark_depth > 0, "quality.max_landmark_depth", "must be > 0")
         _check(self.preset in (None, "authors"), "quality.preset", f"'{self.preset}' is not null | authors")
         _check(self.preset != "authors" or bool(self.detector), "quality.detector",
                "quality.preset=authors needs a landmark detector (a dotted path, see docs/alignment.md)")
@@ -282,8 +284,9 @@ class AlignSection:
     model: str = "affine"  # affine (12 dof, like the authors' MLP) | similarity (7) | rigid (6)
     iterations: int = 12  # outer iterations (re-rasterize, re-match), each one Gauss-Newton step
     tolerance: float = 1e-6  # stop when the update changes the map by less than this
+    anneal: float = 8.0  # start with the robust scales x this, halved every iteration down to x1
     landmarks: str = "auto"  # auto | detector | ground_truth | none (ground truth: generator extras)
-    max_points: int = 1500  # surface points per sample for the Chamfer term
+    max_points: int = 800  # surface points per sample for the depth and Chamfer terms
     init: Optional[str] = None  # start from this map file (default identity)
     map_file: str = "alignment_map.safetensors"  # written into output_dir
     loss: AlignLossConfig = field(default_factory=AlignLossConfig)
@@ -296,6 +299,7 @@ class AlignSection:
         _check(self.model in ("affine", "similarity", "rigid"), "align.model", "affine | similarity | rigid")
         _check(1 <= self.iterations <= 1000, "align.iterations", "must be in 1..1000")
         _check(self.tolerance >= 0, "align.tolerance", "must be >= 0")
+        _check(self.anneal >= 1, "align.anneal", "must be >= 1")
         _check(self.landmarks in ("auto", "detector", "ground_truth", "none"), "align.landmarks",
                "auto | detector | ground_truth | none")
         _check(self.max_points >= 16, "align.max_points", "must be >= 16")

@@ -38,6 +38,10 @@ def _fault_dir(cfg: GenerateJobConfig) -> str:
 def _build_dataset(cfg: GenerateJobConfig, units: list, config_yaml: str):
     import ray
 
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # sfray prints its own progress line (samples/s, ETA, dropped)
+    ctx.enable_operator_progress_bars = False
+    ctx.print_on_execution_start = False
     items = [{"unit": u.unit, "sample_ids": u.sample_ids.tolist()} for u in units]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     from sfray.distributed.generate_actor import GeneratorActor
@@ -50,9 +54,8 @@ def _build_dataset(cfg: GenerateJobConfig, units: list, config_yaml: str):
         num_gpus=cfg.ray.gpus_per_actor,
         num_cpus=cfg.ray.cpus_per_actor,
         fn_constructor_kwargs={"config_yaml": config_yaml, "fault_dir": _fault_dir(cfg)},
-        # a dead actor is restarted and its unit retried; the sink makes the retry idempotent
-        max_restarts=-1,
-        max_task_retries=-1,
+        # Ray Data's actor pool restarts a dead actor and retries its unit by default
+        # (max_restarts=-1, max_task_retries=-1 in ray 2.60); the sink makes a retry idempotent.
     )
 
 
@@ -120,11 +123,12 @@ def run_generation(cfg: GenerateJobConfig, *, progress: bool = True) -> Generati
     out = Path(cfg.output_dir)
     prepare_dataset_dir(cfg)  # refuses a dir made with an incompatible config; saves config.yaml
     manifest = recover(out, at_start=True)  # commits receipts a killed run left behind; sweeps temp shards
-    done_ids = manifest.all_ids()
+    done_ids = manifest.committed_ids()
     units = plan_units(cfg.generate.num_samples, cfg.generate.samples_per_shard, done_ids)
     todo = int(sum(len(u.sample_ids) for u in units))
     if units:
-        with ray_session(cfg.ray):
+        local_cpus = max(os.cpu_count() or 1, int(cfg.ray.actors_max * cfg.ray.cpus_per_actor) + 1)
+        with ray_session(cfg.ray, default_num_cpus=local_cpus):
             watcher = _ProgressWatcher(cfg, todo, len(done_ids)) if progress else None
             if watcher:
                 watcher.start()
@@ -150,4 +154,4 @@ def run_generation(cfg: GenerateJobConfig, *, progress: bool = True) -> Generati
 def committed_ids(dataset_dir: str) -> np.ndarray:
     from sfray.generation.commit import load_manifest
 
-    return load_manifest(Path(dataset_dir)).all_ids()
+    return load_manifest(Path(dataset_dir)).committed_ids()

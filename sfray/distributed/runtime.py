@@ -22,9 +22,11 @@ _LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 @contextmanager
-def ray_session(cfg: RayConfig) -> Iterator[bool]:
+def ray_session(cfg: RayConfig, default_num_cpus: int | None = None) -> Iterator[bool]:
     """Make sure Ray is initialised; shut it down afterwards only if we started it.
 
+    A local Ray gets ``ray.num_cpus`` logical CPUs, else ``default_num_cpus`` (the job's estimate
+    of what its actors plus one write task need; logical CPUs may exceed the cores).
     Yields True when this call started a local Ray.
     """
     if ray.is_initialized():
@@ -36,7 +38,7 @@ def ray_session(cfg: RayConfig) -> Iterator[bool]:
     else:
         os.environ.setdefault(_LOOPBACK_ENV, "0")
         ray.init(
-            num_cpus=cfg.num_cpus,
+            num_cpus=cfg.num_cpus or default_num_cpus,
             include_dashboard=False,
             logging_level=logging.WARNING,
             log_to_driver=True,

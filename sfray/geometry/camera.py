@@ -48,10 +48,10 @@ def _f64(x: TensorLike, device: torch.device | None = None) -> Tensor:
 def fov_to_focal(fov_deg: Number | Tensor) -> Number | Tensor:
     """EG3D's ``FOV_to_intrinsics`` focal: f = 1 / (1.414 * tan(fov / 2)), normalised by image size.
 
-    This is what the generator was conditioned on, so sfray uses it verbatim. Note that 18.837 deg
-    gives 4.26339, not the FFHQ labels' 4.2647: the FFHQ focal is 1015/238 from the dataset
-    preprocessing, and 18.837 is its rounded inverse (the exact inverse is 18.8311 deg); the choice
-    of pi (3.14159 in EG3D's code) only moves the 7th digit.
+    This is what the generator computes from a "fov", so sfray uses it verbatim. Note that 18.837
+    deg gives 4.26339, not the 4.2647 stored in the FFHQ labels (a constant of EG3D's dataset
+    preprocessing); the formula reaches 4.2647 at 18.8311 deg. The choice of pi (3.14159 in
+    EG3D's code) changes it by 1e-6 relative, 1.414 instead of sqrt(2) by 1.5e-4.
     """
     if isinstance(fov_deg, Tensor):
         return 1.0 / (EG3D_FOV_DIVISOR * torch.tan(torch.deg2rad(fov_deg) / 2))
@@ -78,7 +78,7 @@ def true_fov_deg(focal: Number | Tensor) -> Number | Tensor:
 def intrinsics_from_focal(focal: TensorLike, principal: Sequence[float] = (0.5, 0.5),
                           dtype: torch.dtype = torch.float32) -> Tensor:
     """Normalised intrinsics [[f, 0, cx], [0, f, cy], [0, 0, 1]]; focal scalar or (B,) -> (B, 3, 3)."""
-    f = _f64(focal).reshape(-1)
+    f = _f64(focal, focal.device if isinstance(focal, Tensor) else None).reshape(-1)
     k = torch.zeros(f.shape[0], 3, 3, dtype=torch.float64, device=f.device)
     k[:, 0, 0] = f
     k[:, 1, 1] = f
@@ -120,8 +120,9 @@ def orbit_cam2world(theta: TensorLike, phi: TensorLike, lookat: TensorLike = DEF
     built like EG3D: forward = normalize(lookat - centre), right = -normalize(up0 x forward) with
     up0 = +y, down = normalize(forward x right); columns (right, down, forward, centre).
     """
-    th, ph, r = _f64(theta).reshape(-1), _f64(phi).reshape(-1), _f64(radius).reshape(-1)
-    target = _f64(lookat).reshape(-1, 3)
+    device = next((v.device for v in (theta, phi, lookat, radius) if isinstance(v, Tensor)), None)
+    th, ph, r = (_f64(v, device).reshape(-1) for v in (theta, phi, radius))
+    target = _f64(lookat, device).reshape(-1, 3)
     b = max(th.shape[0], ph.shape[0], r.shape[0], target.shape[0])
     th, ph, r, target = th.expand(b), ph.expand(b), r.expand(b), target.expand(b, 3)
     centre = torch.stack([
@@ -130,10 +131,10 @@ def orbit_cam2world(theta: TensorLike, phi: TensorLike, lookat: TensorLike = DEF
         r * torch.sin(ph) * torch.sin(math.pi - th),
     ], dim=-1)
     forward = torch.nn.functional.normalize(target - centre, dim=-1)
-    up0 = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64).expand(b, 3)
+    up0 = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64, device=th.device).expand(b, 3)
     right = -torch.nn.functional.normalize(torch.linalg.cross(up0, forward, dim=-1), dim=-1)
     down = torch.nn.functional.normalize(torch.linalg.cross(forward, right, dim=-1), dim=-1)
-    c2w = torch.eye(4, dtype=torch.float64).repeat(b, 1, 1)
+    c2w = torch.eye(4, dtype=torch.float64, device=th.device).repeat(b, 1, 1)
     c2w[:, :3, 0], c2w[:, :3, 1], c2w[:, :3, 2], c2w[:, :3, 3] = right, down, forward, centre
     return c2w.to(dtype)
 
@@ -147,7 +148,8 @@ def look_at_cam2world(horizontal: TensorLike, vertical: TensorLike,
     vertical mapping: v = pi/2 + 0.8 gives phi = pi/2 + 0.534). h = pi/2 + a with a > 0 moves the
     camera to +x (the subject's left); v = pi/2 + b with b < 0 moves it up.
     """
-    v = _f64(vertical).clamp(LOOKAT_VERTICAL_EPS, math.pi - LOOKAT_VERTICAL_EPS)
+    v = _f64(vertical, vertical.device if isinstance(vertical, Tensor) else None)
+    v = v.clamp(LOOKAT_VERTICAL_EPS, math.pi - LOOKAT_VERTICAL_EPS)
     phi = torch.arccos(1 - 2 * v / math.pi)
     return orbit_cam2world(horizontal, phi, lookat, radius, dtype)
 

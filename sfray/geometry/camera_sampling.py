@@ -75,7 +75,8 @@ def effective_camera_ranges(cfg: CameraConfig) -> dict[str, Any]:
                     f"or remove camera.{k}")
         ranges = dict(PRESETS[cfg.preset])
     else:
-        raise ConfigError(f"bad value for config key 'camera.preset': '{cfg.preset}' is not paper | release | custom")
+        raise ConfigError(
+            f"bad value for config key 'camera.preset': '{cfg.preset}' is not paper | release | custom")
     ranges["preset"] = cfg.preset
     ranges["radius"] = float(cfg.radius)
     ranges["pivot"] = tuple(float(x) for x in cfg.pivot)
@@ -90,13 +91,15 @@ def camera_labels_from_angles(yaw: Tensor, pitch: Tensor, fov_deg: Tensor, *, ve
     yaw is added to pi/2 as the horizontal angle (yaw > 0 puts the camera on +x); pitch is added to
     pi/2 as the vertical angle, through the arccos mapping or linearly (``vertical_mapping``).
     """
-    yaw64, pitch64, fov64 = (torch.as_tensor(t, dtype=torch.float64).reshape(-1) for t in (yaw, pitch, fov_deg))
+    yaw64, pitch64, fov64 = (torch.as_tensor(t, dtype=torch.float64).reshape(-1)
+                             for t in (yaw, pitch, fov_deg))
     if vertical_mapping == VERTICAL_LOOKAT:
         c2w = look_at_cam2world(math.pi / 2 + yaw64, math.pi / 2 + pitch64, pivot, radius, torch.float64)
     elif vertical_mapping == VERTICAL_LINEAR:
         c2w = orbit_cam2world(math.pi / 2 + yaw64, math.pi / 2 + pitch64, pivot, radius, torch.float64)
     else:
-        raise ValueError(f"vertical_mapping must be '{VERTICAL_LOOKAT}' or '{VERTICAL_LINEAR}', got {vertical_mapping!r}")
+        raise ValueError(
+            f"vertical_mapping must be '{VERTICAL_LOOKAT}' or '{VERTICAL_LINEAR}', got {vertical_mapping!r}")
     k = intrinsics_from_focal(fov_to_focal(fov64), dtype=torch.float64)
     return matrices_to_camera_label(c2w, k).to(dtype)
 

@@ -7,23 +7,29 @@ is sampled at its centre (j + 0.5, i + 0.5).
 
 Design (vectorised, no compiled extension, no per-face or per-pixel Python loop):
 
-1. *Face setup* (float64, one row per face): each edge gets a line function E(p) = A x + B y + C,
-   signed so that E >= 0 inside. The coefficients are computed from the edge's endpoints taken in a
-   canonical order (lexicographic on (x, y)) and only then negated for the face's own orientation,
-   so two faces sharing an edge evaluate *exactly* opposite numbers at every pixel centre (negation
-   is exact in floating point). A pixel exactly on an edge (E = 0) belongs to the face whose inward
-   normal (A, B) points right, or straight down (A = 0, B > 0) -- the top-left rule; the two faces
-   of a shared edge have opposite normals, so exactly one takes it: no cracks, no double cover.
-2. *Sample enumeration*: every face is expanded into the pixel centres of its clipped bounding box
-   (``repeat_interleave``), and the edge functions are evaluated there in float32. Unlike binning
-   faces into fixed 16x16 tiles, this evaluates only ~2x the triangle's area (tiles cost 256 tests
-   per face-tile pair, mostly wasted on a dense 10k-face mesh); see ``bench/raster.py``.
-3. *Depth test*: each inside sample packs (depth, face index) into one int64 key (an
-   order-preserving integer view of the float32 depth in the high bits), and ``scatter_reduce``
-   with ``amin`` keeps the nearest face per pixel; exact depth ties go to the lower face index, so
-   the result is deterministic on CPU and CUDA. Faces are processed in chunks of at most
-   ``samples_chunk`` samples (a Python loop over chunks only) to bound memory.
-4. *Resolve*: barycentrics and depth of the winning face are recomputed per pixel in float64.
+1. *Face setup* (one row per face): each edge gets the float32 edge function
+   E(p) = dx (py - oy) - dy (px - ox), >= 0 inside. (o, d) come from the edge's endpoints in a
+   canonical order (lexicographic on (x, y)) and are only then negated for the face's own
+   orientation, so two faces sharing an edge evaluate *exactly* opposite numbers at every pixel
+   centre (negation is exact in floating point), and E is exactly 0 at both endpoints. A pixel on
+   an edge (E = 0) belongs to the face whose inward normal (-dy, dx) points right, or straight down
+   -- the top-left rule; the faces of a shared edge have opposite normals, so exactly one takes it
+   and a pixel centre on a shared vertex goes to exactly one face of the fan: no cracks, no
+   double cover.
+2. *Row spans*: each face is expanded into its bounding-box rows (``repeat_interleave``). Along a
+   row every E is monotone in x (rounding is monotone), so the covered pixels form one interval;
+   its ends come from the analytic crossing of each edge, settled by evaluating the exact float32
+   predicate at the two pixel centres around it. Only covered pixels are then enumerated. The
+   usual alternatives test every pixel of a face's bounding box (3x the covered pixels on a 10k-
+   face head-sized mesh) or of 16x16 screen tiles (23x); see ``bench/raster.py``.
+3. *Depth test*: each covered pixel packs (depth, face index) into one int64 key (an
+   order-preserving integer view of the float32 depth -- z, or -1/z when perspective-correct --
+   in the high bits), and ``scatter_reduce`` with ``amin`` keeps the nearest face per pixel; exact
+   depth ties go to the lower face index, so the result is deterministic on CPU and CUDA. Faces
+   are processed in chunks of at most ``samples_chunk`` bounding-box pixels (a Python loop over
+   chunks only) to bound memory.
+4. *Resolve*: barycentrics and depth of the winning face are recomputed per pixel from its
+   corners (relative form, so small triangles keep full precision).
 
 Backface culling keeps a face iff its pixel-space signed area
 ``(x1 - x0) (y2 - y0) - (y1 - y0) (x2 - x0)`` is **negative**, i.e. the triangle is
@@ -49,12 +55,12 @@ __all__ = ["EMPTY_DEPTH", "Fragments", "face_attributes", "get_rasterizer", "int
 
 #: ``zbuf`` value of pixels no face covers.
 EMPTY_DEPTH = float("inf")
-#: Default bound on the pixel samples evaluated at once (about 150 MB of temporaries).
-SAMPLES_PER_CHUNK = 1 << 21
+#: Default bound on the bounding-box pixels handled at once (about 100 MB of temporaries).
+SAMPLES_PER_CHUNK = 1 << 20
 _INT64_MAX = torch.iinfo(torch.int64).max
 _LOW32 = 0xFFFFFFFF
-_A, _B, _C, _INCL, _DZ = slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 12), slice(12, 15)
-_ALPHA, _COL0, _COL1, _NCOLS = 15, 16, 17, 18
+_OX, _OY, _DX, _DY = slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 12)
+_INCL, _DZ, _ALPHA, _COL0, _COL1, _NCOLS = slice(12, 15), slice(15, 18), 18, 19, 20, 21
 
 
 @dataclass
@@ -75,12 +81,11 @@ class Fragments:
 class _Setup:
     """Per-face rasterization parameters for the B*F faces of a batch (global id = b * F + f)."""
 
-    # (n, _NCOLS) float32 hot-loop table: per edge A, B, C of E = A x + (B y + C) >= 0 inside; the
-    # top-left flag (1: pixels exactly on the edge belong to the face); dz with depth key
-    # sum_i dz_i E_i (z or -1/z over twice the area); alpha = sum_i dz_i A_i; bounding-box columns.
+    # (n, _NCOLS) float32 table, per edge: origin (ox, oy) and oriented step (dx, dy) of
+    # E = dx (y - oy) - dy (x - ox) >= 0 inside, the top-left flag (1: pixels exactly on the edge
+    # belong to the face), dz of the depth key sum_i dz_i E_i (z or -1/z over twice the area);
+    # then alpha = the key's step per column, and the bounding-box columns.
     table: Tensor
-    coef64: Tensor  # (n, 3, 3) float64 edge lines, for the per-pixel resolve
-    z64: Tensor  # (n, 3) float64 corner depths
     col0: Tensor  # (n,) int64 clipped bounding box, pixel columns and rows (inclusive)
     col1: Tensor
     row0: Tensor
@@ -104,8 +109,9 @@ def _face_vertices(verts: Tensor, faces: Tensor) -> Tensor:
 
 
 def _setup_faces(tri: Tensor, h: int, w: int, perspective_correct: bool, cull: bool) -> _Setup:
-    """tri (n, 3, 3) screen-space corners -> per-face edge lines, depth terms, bounding boxes."""
-    t = tri.to(torch.float64)
+    """tri (n, 3, 3) screen-space corners -> per-face edge functions, depth terms, bounding boxes."""
+    t32 = tri.to(torch.float32)
+    t = t32.double()
     x, y, z = t[..., 0], t[..., 1], t[..., 2]
     area2 = (x[:, 1] - x[:, 0]) * (y[:, 2] - y[:, 0]) - (y[:, 1] - y[:, 0]) * (x[:, 2] - x[:, 0])
     valid = torch.isfinite(t).all(dim=(1, 2)) & (area2 != 0)
@@ -113,22 +119,22 @@ def _setup_faces(tri: Tensor, h: int, w: int, perspective_correct: bool, cull: b
         valid &= area2 < 0
     if perspective_correct:
         valid &= (z > 0).all(dim=1)
-    orient = torch.where(area2 < 0, -1.0, 1.0).to(torch.float64)
+    orient = torch.where(area2 < 0, -1.0, 1.0).to(torch.float32)
 
-    lines = []
+    x32, y32 = t32[..., 0], t32[..., 1]
+    origin_x, origin_y, step_x, step_y = [], [], [], []
     for i in range(3):  # edge i is opposite corner i: v[i+1] -> v[i+2]
-        ax, ay, cx, cy = x[:, (i + 1) % 3], y[:, (i + 1) % 3], x[:, (i + 2) % 3], y[:, (i + 2) % 3]
-        swap = (ax > cx) | ((ax == cx) & (ay > cy))
+        ax, ay, cx, cy = x32[:, (i + 1) % 3], y32[:, (i + 1) % 3], x32[:, (i + 2) % 3], y32[:, (i + 2) % 3]
+        swap = (ax > cx) | ((ax == cx) & (ay > cy))  # canonical order of the two endpoints
         ox, oy = torch.where(swap, cx, ax), torch.where(swap, cy, ay)
-        dx, dy = torch.where(swap, ax, cx) - ox, torch.where(swap, ay, cy) - oy
         sign = torch.where(swap, -orient, orient)
-        # E(p) = dx (py - oy) - dy (px - ox) from the canonical endpoints; orienting only negates
-        lines.append(torch.stack([-dy, dx, dy * ox - dx * oy], dim=-1) * sign[:, None])
-    coef64 = torch.stack(lines, dim=1)
-    coef64 = torch.where(valid[:, None, None], coef64, torch.zeros_like(coef64))
-    coef32 = coef64.to(torch.float32)  # rounding commutes with negation: shared edges stay exact opposites
-    a32, b32 = coef32[..., 0], coef32[..., 1]
-    incl = (a32 > 0) | ((a32 == 0) & (b32 > 0))
+        origin_x.append(ox)
+        origin_y.append(oy)
+        step_x.append((torch.where(swap, ax, cx) - ox) * sign)
+        step_y.append((torch.where(swap, ay, cy) - oy) * sign)
+    ox, oy, dx, dy = (torch.stack(v, dim=1) for v in (origin_x, origin_y, step_x, step_y))
+    # inward normal of E = dx (y - oy) - dy (x - ox) is (-dy, dx): left edges, or top edges, own ties
+    incl = (dy < 0) | ((dy == 0) & (dx > 0))
 
     inv_area = 1.0 / area2.abs().clamp_min(1e-300)
     dz = (-1.0 / z.clamp_min(1e-300) if perspective_correct else z) * inv_area[:, None]
@@ -146,10 +152,11 @@ def _setup_faces(tri: Tensor, h: int, w: int, perspective_correct: bool, cull: b
     zero = torch.zeros_like(col0)
     col0, col1, row0, row1 = (torch.where(valid, v, zero).long() for v in (col0, col1, row0, row1))
     count = torch.where(valid, (col1 - col0 + 1).clamp_min(0) * (row1 - row0 + 1).clamp_min(0), 0)
-    alpha = (dz * coef32[..., 0]).sum(1, keepdim=True)
-    table = torch.cat([coef32[..., 0], coef32[..., 1], coef32[..., 2], incl.float(), dz, alpha,
+    alpha = -(dz * dy).sum(1, keepdim=True)  # d(depth key)/dx along a row
+    table = torch.cat([ox, oy, dx, dy, incl.float(), dz, alpha,
                        col0[:, None].float(), col1[:, None].float()], dim=1)
-    return _Setup(table.contiguous(), coef64, z, col0, col1, row0, row1, count)
+    table = torch.where(valid[:, None], table, torch.zeros_like(table))
+    return _Setup(table.contiguous(), col0, col1, row0, row1, count)
 
 
 def _ordered_key(depth: Tensor, face: Tensor) -> Tensor:
@@ -173,53 +180,61 @@ def _edge_inside(e: Tensor, incl: Tensor) -> Tensor:
     return (e > 0) | ((e == 0) & incl)
 
 
-def _row_spans(s: _Setup, ids: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _row_spans(s: _Setup, ids: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Exact covered column span of every (face, pixel row) pair of the faces ``ids``.
 
-    Along a row each edge test is monotone in x (E = A x + r, and float rounding is monotone), so
-    coverage is one interval. Each end comes from the crossing estimate x* = -r / A and is settled
-    by the exact float32 predicate at the two pixel centres around x*.
+    Along a row E = s - dy (x - ox) is monotone in x (float rounding is monotone), so coverage is
+    one interval. Each end comes from the crossing estimate and is settled by the exact float32
+    predicate at the two pixel centres around it.
     Returns per pair: face id, row, first and last covered column (last < first: empty), and the
-    depth key line (alpha, beta) with key = alpha * x + beta along the row.
+    depth key at the first column with its step per column.
     """
     owner, k = _expand(s.row1[ids] - s.row0[ids] + 1)
     g = ids[owner]
     row = s.row0[g] + k
     tab = s.table.index_select(0, g)  # (P, _NCOLS)
     py = row.to(torch.float32)[:, None] + 0.5
-    a, incl = tab[:, _A], tab[:, _INCL] > 0
-    r = tab[:, _B] * py + tab[:, _C]  # (P, 3): E = a * px + r
-    flat = a == 0
-    x_star = torch.where(flat, 0.0, -r / torch.where(flat, 1.0, a)).clamp(-4.0, 1e7)
+    ox, dy, incl = tab[:, _OX], tab[:, _DY], tab[:, _INCL] > 0
+    sy = tab[:, _DX] * (py - tab[:, _OY])  # (P, 3): E(x) = sy - dy * (x - ox)
+
+    def edge(px: Tensor) -> Tensor:
+        return sy - dy * (px - ox)
+
+    flat = dy == 0
+    x_star = torch.where(flat, 0.0, ox + sy / torch.where(flat, 1.0, dy)).clamp(-4.0, 1e6)
     c = torch.floor(x_star - 0.5)  # pixel centres c + 0.5 <= x* < c + 1.5
-    ok = _edge_inside(a * (c + 0.5) + r, incl).to(torch.float32) + _edge_inside(a * (c + 1.5) + r, incl)
+    ok = _edge_inside(edge(c + 0.5), incl).to(torch.float32) + _edge_inside(edge(c + 1.5), incl)
     col0, col1 = tab[:, _COL0], tab[:, _COL1]
-    lo = torch.where(a > 0, c + 2 - ok, -1.0)  # first passing column (predicate rises with x)
-    hi = torch.where(a < 0, c - 1 + ok, 1e9)  # last passing column (predicate falls with x)
+    lo = torch.where(dy < 0, c + 2 - ok, -1.0)  # first passing column (E rises with x)
+    hi = torch.where(dy > 0, c - 1 + ok, 1e9)  # last passing column (E falls with x)
     lo = torch.maximum(torch.maximum(lo[:, 0], lo[:, 1]), torch.maximum(lo[:, 2], col0))
     hi = torch.minimum(torch.minimum(hi[:, 0], hi[:, 1]), torch.minimum(hi[:, 2], col1))
-    row_ok = torch.where(flat, _edge_inside(r, incl), True)
+    row_ok = torch.where(flat, _edge_inside(sy, incl), True)
     hi = torch.where(row_ok[:, 0] & row_ok[:, 1] & row_ok[:, 2], hi, lo - 1)
+    e_lo = edge(lo[:, None] + 0.5)
     dz = tab[:, _DZ]
-    alpha = tab[:, _ALPHA]
-    beta = dz[:, 0] * r[:, 0] + dz[:, 1] * r[:, 1] + dz[:, 2] * r[:, 2]
-    return g, row, lo.long(), hi.long(), alpha, beta
+    depth_lo = dz[:, 0] * e_lo[:, 0] + dz[:, 1] * e_lo[:, 1] + dz[:, 2] * e_lo[:, 2]
+    return g, row, lo.long(), hi.long(), depth_lo, tab[:, _ALPHA]
 
 
 def _splat(s: _Setup, ids: Tensor, f: int, h: int, w: int, keys: Tensor) -> None:
     """Fold every covered pixel of faces ``ids`` into ``keys`` (scatter amin of (depth, face))."""
-    g, row, lo, hi, alpha, beta = _row_spans(s, ids)
+    g, row, lo, hi, depth_lo, step = _row_spans(s, ids)
     n_cols = (hi - lo + 1).clamp_min(0)
     keep = torch.nonzero(n_cols).squeeze(1)
     if keep.numel() == 0:
         return
-    g, row, lo, alpha, beta, n_cols = g[keep], row[keep], lo[keep], alpha[keep], beta[keep], n_cols[keep]
+    g, row, lo, n_cols = g[keep], row[keep], lo[keep], n_cols[keep]
+    # one int64 gather carries (face << 32 | first pixel of the span), one float gather the depth line
+    first_pix = (g // f * h + row) * w + lo
+    packed = ((g % f) << 32) | first_pix
+    line = torch.stack([step[keep], depth_lo[keep]], dim=1)
     owner, k = _expand(n_cols)
-    col = lo[owner] + k
-    depth = alpha[owner] * (col.to(torch.float32) + 0.5) + beta[owner]
-    pix_row = (g // f * h + row) * w
-    key = _ordered_key(depth, (g % f)[owner])
-    keys.scatter_reduce_(0, pix_row[owner] + col, key, reduce="amin", include_self=True)
+    packed = packed.index_select(0, owner)
+    line = line.index_select(0, owner)
+    depth = line[:, 0] * k.to(torch.float32) + line[:, 1]
+    key = _ordered_key(depth, packed >> 32)
+    keys.scatter_reduce_(0, (packed & _LOW32) + k, key, reduce="amin", include_self=True)
 
 
 def _chunks(count: Tensor, budget: int, faces_chunk: int | None) -> list[Tensor]:
@@ -240,31 +255,38 @@ def _chunks(count: Tensor, budget: int, faces_chunk: int | None) -> list[Tensor]
     return out
 
 
-def _resolve(keys: Tensor, setup: _Setup, b: int, f: int, h: int, w: int, perspective_correct: bool,
+def _resolve(keys: Tensor, tri: Tensor, b: int, f: int, h: int, w: int, perspective_correct: bool,
              dtype: torch.dtype) -> Fragments:
-    covered = keys != _INT64_MAX
-    pix = torch.nonzero(covered).squeeze(1)
-    face = keys[pix] & _LOW32
-    g = (pix // (h * w)) * f + face
-    rem = pix % (h * w)
-    py = (rem // w).to(torch.float64) + 0.5
-    px = (rem % w).to(torch.float64) + 0.5
-    c = setup.coef64[g]  # (M, 3, 3)
-    e = (c[..., 0] * px[:, None] + c[..., 1] * py[:, None] + c[..., 2]).clamp_min(0)
-    bary = e / e.sum(dim=1, keepdim=True).clamp_min(1e-300)
-    z = setup.z64[g]
-    if perspective_correct:
-        bary = bary / z
-        bary = bary / bary.sum(dim=1, keepdim=True)
-    depth = (bary * z).sum(dim=1)
+    """Winning (depth, face) keys (B*H*W,) -> Fragments; barycentrics recomputed per covered pixel.
 
+    tri (B*F, 9): the screen-space corners (x, y, z) x 3 of every face.
+    """
     device = keys.device
+    pix = torch.nonzero(keys != _INT64_MAX).squeeze(1)
+    face = keys.index_select(0, pix) & _LOW32
+    t = tri.to(dtype).index_select(0, (pix // (h * w)) * f + face)  # (M, 9)
+    rem = pix % (h * w)
+    py = (rem // w).to(dtype) + 0.5
+    px = (rem % w).to(dtype) + 0.5
+    x, y, z = t[:, 0::3], t[:, 1::3], t[:, 2::3]
+    e = []
+    for i in range(3):  # signed area of (p, v[i+1], v[i+2]); relative form keeps small numbers small
+        a, c = (i + 1) % 3, (i + 2) % 3
+        e.append((x[:, c] - x[:, a]) * (py - y[:, a]) - (y[:, c] - y[:, a]) * (px - x[:, a]))
+    total = e[0] + e[1] + e[2]
+    e = [(ei / total).clamp_min(0) for ei in e]  # tiny negatives on edges from rounding
+    if perspective_correct:
+        e = [e[i] / z[:, i] for i in range(3)]
+    total = e[0] + e[1] + e[2]
+    bary = torch.stack([e[0] / total, e[1] / total, e[2] / total], dim=-1)
+    depth = bary[:, 0] * z[:, 0] + bary[:, 1] * z[:, 1] + bary[:, 2] * z[:, 2]
+
     face_index = torch.full((b * h * w,), -1, dtype=torch.int64, device=device)
     face_index[pix] = face
     bary_out = torch.zeros(b * h * w, 3, dtype=dtype, device=device)
-    bary_out[pix] = bary.to(dtype)
+    bary_out[pix] = bary
     zbuf = torch.full((b * h * w,), EMPTY_DEPTH, dtype=dtype, device=device)
-    zbuf[pix] = depth.to(dtype)
+    zbuf[pix] = depth
     return Fragments(face_index.view(b, h, w), bary_out.view(b, h, w, 3), zbuf.view(b, h, w))
 
 
@@ -279,24 +301,24 @@ def rasterize(verts: Tensor, faces: Tensor, image_size: int | tuple[int, int], *
     ``cull_backfaces`` keeps only faces with negative pixel-space signed area (counter-clockwise on
     screen; the outward normal faces the viewer). ``faces_chunk``/``samples_chunk`` bound how many
     faces / pixel samples are evaluated at once (memory), never the result.
-    Returns :class:`Fragments`; ``face_index`` counts faces within one mesh (0..F-1).
+    Returns :class:`Fragments`; ``face_index`` counts faces within one mesh (0..F-1). Not
+    differentiable: it serves annotations, so vertices are detached.
     """
     if verts.dim() != 3 or verts.shape[-1] != 3:
         raise ValueError(f"verts must be (B, V, 3), got {tuple(verts.shape)}")
     h, w = _image_hw(image_size)
     b = verts.shape[0]
+    if b * h * w >= 1 << 32:
+        raise ValueError(f"batch x pixels must stay below 2**32 (got {b} x {h} x {w}); split the batch")
     faces = _batched_faces(faces.to(verts.device), b)
     f = faces.shape[1]
     out_dtype = verts.dtype if verts.dtype in (torch.float32, torch.float64) else torch.float32
     keys = torch.full((b * h * w,), _INT64_MAX, dtype=torch.int64, device=verts.device)
-    if f > 0:
-        tri = _face_vertices(verts.detach(), faces).reshape(b * f, 3, 3)
-    else:
-        tri = verts.new_zeros(0, 3, 3)
+    tri = _face_vertices(verts.detach(), faces).reshape(b * f, 3, 3)
     setup = _setup_faces(tri, h, w, perspective_correct, cull_backfaces)
     for ids in _chunks(setup.count, int(samples_chunk or SAMPLES_PER_CHUNK), faces_chunk):
         _splat(setup, ids, f, h, w, keys)
-    return _resolve(keys, setup, b, f, h, w, perspective_correct, out_dtype)
+    return _resolve(keys, tri.reshape(b * f, 9), b, f, h, w, perspective_correct, out_dtype)
 
 
 def face_attributes(vert_attrs: Tensor, faces: Tensor) -> Tensor:
@@ -332,4 +354,5 @@ def get_rasterizer(name: str):
 
         require_pytorch3d()
         return rasterize_p3d
-    raise ConfigError(f"bad value for config key 'annotate.raster_backend': '{name}' is not torch | pytorch3d")
+    raise ConfigError(
+        f"bad value for config key 'annotate.raster_backend': '{name}' is not torch | pytorch3d")

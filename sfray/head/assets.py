@@ -21,8 +21,9 @@ class LandmarkEmbedding:
     """Landmarks as (face index, barycentric coordinates) on the mesh, as RingNet/DECA store them.
 
     ``static_*``: the 51 non-contour landmarks (iBUG 17..67), (51,) and (51, 3).
-    ``dynamic_*``: the 17 contour landmarks per head-yaw bin, (79, 17) and (79, 17, 3); row k is
-    yaw ``k - 39`` degrees, FLAME's convention (see ``sfray.head.layer``).
+    ``dynamic_*``: the 17 contour landmarks per yaw bin, (79, 17) and (79, 17, 3); RingNet/DECA's
+    row order, with y = -(head yaw): row ``y`` for y in 0..39, row ``39 - y`` for y in
+    -39..-1 (rows 40..78); see ``sfray.head.layer.dynamic_contour_rows``.
     ``full_*``: 68 fixed landmarks for 3D use, (68,) and (68, 3).
     """
 

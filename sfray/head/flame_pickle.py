@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from sfray.errors import AssetError
+from sfray.errors import AssetError, UnsafePickleError
 from sfray.io.restricted_pickle import builtin_globals, load_restricted, numpy_globals
 
 
@@ -52,6 +52,19 @@ class SparseStandIn(_StateHolder):
 
 def _named(base: type, module: str, name: str, **attrs: Any) -> type:
     return type(name, (base,), {"pickled_name": f"{module}.{name}", "__module__": __name__, **attrs})
+
+
+def _bytes(*args: Any) -> bytes:
+    """``bytes()`` as protocol-2 pickles of empty arrays use it; no integer sizes (no huge allocations)."""
+    if not args:
+        return b""
+    if isinstance(args[0], int) or len(args) > 2:
+        raise UnsafePickleError("a pickle asked for bytes(n) with a size; refused (nothing was executed)")
+    return bytes(*args)
+
+
+def _extra_builtins() -> dict[tuple[str, str], Any]:
+    return {(mod, "bytes"): _bytes for mod in ("builtins", "__builtin__")}
 
 
 def _sparse_globals() -> dict[tuple[str, str], Any]:
@@ -91,14 +104,16 @@ class PickleTable(Mapping):
 
 def model_allowed() -> PickleTable:
     """Globals a FLAME ``generic_model.pkl`` (2020 or 2023) may name: numpy, chumpy, scipy.sparse."""
-    return PickleTable({**numpy_globals(), **builtin_globals(), **_sparse_globals()}, chumpy=True)
+    table = {**numpy_globals(), **builtin_globals(), **_extra_builtins(), **_sparse_globals()}
+    return PickleTable(table, chumpy=True)
 
 
 def embedding_allowed() -> PickleTable:
     """Globals of landmark embeddings and masks: numpy plus DECA's torch tensors (safe rebuild path)."""
     from sfray.head.flame_tensors import torch_tensor_globals
 
-    return PickleTable({**numpy_globals(), **builtin_globals(), **torch_tensor_globals()})
+    table = {**numpy_globals(), **builtin_globals(), **_extra_builtins(), **torch_tensor_globals()}
+    return PickleTable(table)
 
 
 def to_numpy(obj: Any, *, source: str, key: str) -> np.ndarray:
@@ -108,8 +123,8 @@ def to_numpy(obj: Any, *, source: str, key: str) -> np.ndarray:
     if isinstance(obj, ChumpyStandIn):
         if "x" not in obj.state:
             raise AssetError(
-                f"{source}: '{key}' is a chumpy expression ({obj.pickled_name}), not a stored array, and sfray "
-                "evaluates no chumpy code; convert the file once with chumpy installed "
+                f"{source}: '{key}' is a chumpy expression ({obj.pickled_name}), not a stored array, and "
+                "sfray evaluates no chumpy code; convert the file once with chumpy installed "
                 "(e.g. np.array(value) for each key) and load the converted pickle")
         return to_numpy(obj.state["x"], source=source, key=key)
     if isinstance(obj, SparseStandIn):

@@ -59,16 +59,22 @@ class Storage:
         self.view = view  # (view key, offset, numel) for legacy storage views, else None
 
 
+#: storage key -> (dtype, element count, the Storage objects waiting for its data)
+_Entry = tuple[torch.dtype, int, list[Storage]]
+
+
 class _LegacyUnpickler(RestrictedUnpickler):
     """Restricted unpickler that turns storage persistent ids into lazily filled :class:`Storage`."""
 
-    def __init__(self, fh: io.BytesIO, source: str, storages: dict[str, tuple[torch.dtype, int, list[Storage]]]):
-        table = {**builtin_globals(), **{("torch", n): _StorageType(n, d) for n, d in _STORAGE_DTYPES.items()}}
+    def __init__(self, fh: io.BytesIO, source: str, storages: dict[str, _Entry]):
+        storage_types = {("torch", n): _StorageType(n, d) for n, d in _STORAGE_DTYPES.items()}
+        table = {**builtin_globals(), **storage_types}
         super().__init__(fh, table, source=source)
         self._storages = storages
 
     def persistent_load(self, pid: Any) -> Any:  # noqa: D102
-        if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage" and isinstance(pid[1], _StorageType)):
+        ok = isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"
+        if not (ok and isinstance(pid[1], _StorageType)):
             raise UnsafePickleError(f"{self._source}: unexpected persistent id {pid!r:.80} in an embedded "
                                     "torch storage (nothing was executed)")
         _, stype, key, _location, numel, view = pid
@@ -83,10 +89,11 @@ def load_legacy_storage(data: bytes, source: str = "<embedded torch storage>") -
     if not isinstance(data, (bytes, bytearray)):
         raise AssetError(f"{source}: embedded torch storage is a {type(data).__name__}, expected bytes")
     fh = io.BytesIO(bytes(data))
-    storages: dict[str, tuple[torch.dtype, int, list[Storage]]] = {}
+    storages: dict[str, _Entry] = {}
     try:
         if RestrictedUnpickler(fh, builtin_globals(), source=source).load() != _LEGACY_MAGIC:
-            raise AssetError(f"{source}: embedded torch storage has a wrong magic number (not a legacy torch.save)")
+            raise AssetError(f"{source}: embedded torch storage has a wrong magic number "
+                             "(not a legacy torch.save)")
         if RestrictedUnpickler(fh, builtin_globals(), source=source).load() != _LEGACY_PROTOCOL:
             raise AssetError(f"{source}: embedded torch storage has an unsupported protocol version")
         info = RestrictedUnpickler(fh, builtin_globals(), source=source).load()
@@ -117,8 +124,9 @@ def load_legacy_storage(data: bytes, source: str = "<embedded torch storage>") -
     return result
 
 
-def rebuild_tensor_v2(storage: Storage, storage_offset: int, size: Any, stride: Any, requires_grad: bool = False,
-                      backward_hooks: Any = None, metadata: Any = None) -> torch.Tensor:
+def rebuild_tensor_v2(storage: Storage, storage_offset: int, size: Any, stride: Any,
+                      requires_grad: bool = False, backward_hooks: Any = None,
+                      metadata: Any = None) -> torch.Tensor:
     """Safe stand-in for ``torch._utils._rebuild_tensor_v2``: a bounds-checked strided copy."""
     if not isinstance(storage, Storage):
         raise AssetError(f"tensor rebuild got a {type(storage).__name__} instead of a storage")
@@ -131,7 +139,8 @@ def rebuild_tensor_v2(storage: Storage, storage_offset: int, size: Any, stride: 
         return torch.empty(size, dtype=storage.data.dtype)
     n = storage.data.numel()
     if offset + sum((sz - 1) * st for sz, st in zip(size, stride)) >= n:
-        raise AssetError(f"pickled tensor (size {size}, stride {stride}, offset {offset}) exceeds its storage of {n}")
+        raise AssetError(f"pickled tensor (size {size}, stride {stride}, offset {offset}) exceeds its "
+                         f"storage of {n} elements")
     return torch.as_strided(storage.data, size, stride, offset).clone()
 
 

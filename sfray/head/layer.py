@@ -74,7 +74,10 @@ def yaw_degrees(rot: torch.Tensor) -> torch.Tensor:
 
 
 def dynamic_contour_rows(yaw_deg: torch.Tensor) -> torch.Tensor:
-    """Row of the 79-row dynamic contour table for each head yaw (degrees), ``(B,)`` long.
+    """Row of the 79-row dynamic contour table for each *table* yaw (degrees), ``(B,)`` long.
+
+    The table yaw is the negated head yaw (:func:`yaw_degrees`), as the reference implementations
+    compute it; :meth:`HeadModel.contour_rows` does the negation.
 
     The convention of RingNet's ``flame_dynamic_embedding.npy`` and DECA's ``landmark_embedding.npy``
     (and of FLAME_PyTorch/DECA's ``_find_dynamic_lmk_idx_and_bcoords``): the yaw is rounded to whole
@@ -88,7 +91,11 @@ def dynamic_contour_rows(yaw_deg: torch.Tensor) -> torch.Tensor:
 
 def vertices_to_landmarks(vertices: torch.Tensor, faces: torch.Tensor, lmk_faces: torch.Tensor,
                           lmk_bary: torch.Tensor) -> torch.Tensor:
-    """Barycentric points on a mesh: ``(B, V, 3)``, ``(F, 3)``, ``(B, L)``/``(L,)``, ``(B, L, 3)``/``(L, 3)`` -> ``(B, L, 3)``."""
+    """Barycentric points on a mesh -> ``(B, L, 3)``.
+
+    vertices ``(B, V, 3)``, faces ``(F, 3)``, lmk_faces ``(B, L)`` or ``(L,)``, lmk_bary ``(B, L, 3)``
+    or ``(L, 3)``.
+    """
     b = vertices.shape[0]
     if lmk_faces.dim() == 1:
         lmk_faces = lmk_faces.unsqueeze(0).expand(b, -1)
@@ -103,7 +110,7 @@ def vertices_to_landmarks(vertices: torch.Tensor, faces: torch.Tensor, lmk_faces
 def lbs(betas: torch.Tensor, pose: torch.Tensor, v_template: torch.Tensor, blenddirs: torch.Tensor,
         posedirs: torch.Tensor, j_regressor: torch.Tensor, parents: list[int] | tuple[int, ...],
         lbs_weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Standard FLAME/SMPL linear blend skinning; returns posed vertices ``(B, V, 3)`` and joints ``(B, J, 3)``.
+    """Standard FLAME/SMPL linear blend skinning -> posed vertices ``(B, V, 3)``, joints ``(B, J, 3)``.
 
     betas ``(B, K)``; pose ``(B, 3 J)`` axis-angle per joint; v_template ``(V, 3)``; blenddirs
     ``(K, 3 V)`` (shape then expression directions, vertex-major xyz); posedirs ``(9 (J-1), 3 V)``
@@ -164,6 +171,28 @@ def _has_embedding(assets: HeadAssets) -> bool:
     return lm.static_faces.size > 0 and lm.dynamic_faces.size > 0 and lm.full_faces.size > 0
 
 
+def _check_shapes(a: HeadAssets, nj: int) -> None:
+    """One clear error for inconsistent assets instead of a shape error deep inside ``lbs``."""
+    nv, nf = a.num_vertices, a.num_faces
+    want = {
+        "v_template": (a.v_template, (nv, 3)),
+        "faces": (a.faces, (nf, 3)),
+        "shapedirs": (a.shapedirs, (nv, 3, a.num_shape)),
+        "exprdirs": (a.exprdirs, (nv, 3, a.num_expression)),
+        "posedirs": (a.posedirs, (nv, 3, 9 * (nj - 1))),
+        "j_regressor": (a.j_regressor, (nj, nv)),
+        "lbs_weights": (a.lbs_weights, (nv, nj)),
+        "uv_faces": (a.uv_faces, (nf, 3) if np.asarray(a.uv_faces).size else (0, 3)),
+    }
+    for name, (arr, shape) in want.items():
+        if tuple(np.shape(arr)) != shape:
+            raise AssetError(f"{a.source}: head asset '{name}' has shape {tuple(np.shape(arr))}, "
+                             f"expected {shape}")
+    faces = np.asarray(a.faces)
+    if faces.size and (faces.min() < 0 or faces.max() >= nv):
+        raise AssetError(f"{a.source}: head asset 'faces' must index vertices 0..{nv - 1}")
+
+
 class HeadModel(torch.nn.Module):
     """FLAME layer: ``forward(shape, expression, pose) -> HeadOutput`` (see module docstring).
 
@@ -178,23 +207,25 @@ class HeadModel(torch.nn.Module):
         self.kind, self.source = assets.kind, assets.source
         self.max_shape, self.max_expression = assets.num_shape, assets.num_expression
         self.n_shape = self._count(n_shape, assets.num_shape, "head.n_shape", "shape")
-        self.n_expression = self._count(n_expression, assets.num_expression, "head.n_expression", "expression")
+        self.n_expression = self._count(n_expression, assets.num_expression, "head.n_expression",
+                                        "expression")
         self.num_vertices = assets.num_vertices
         self.joint_names = tuple(assets.joint_names)
         parents = [int(p) for p in np.asarray(assets.parents).reshape(-1)]
         nj = len(parents)
-        if parents[0] != -1 or any(not 0 <= parents[j] < j for j in range(1, nj)) or nj != len(self.joint_names):
+        topo = parents[0] == -1 and all(0 <= parents[j] < j for j in range(1, nj))
+        if not topo or nj != len(self.joint_names):
             raise AssetError(f"{self.source}: kinematic tree parents={parents} must start with -1, list each "
                              f"parent before its child and have one entry per joint {self.joint_names}")
         self.parents_list = tuple(parents)
         self.vertex_regions = {k: np.asarray(v, dtype=np.int64) for k, v in assets.vertex_regions.items()}
         self.has_landmarks = _has_embedding(assets)
+        _check_shapes(assets, nj)
 
         nv = self.num_vertices
 
-        def f(a: Any, shape: tuple[int, ...] | None = None) -> torch.Tensor:
-            t = torch.tensor(np.asarray(a, dtype=np.float64), dtype=dt)
-            return t.reshape(shape) if shape is not None else t
+        def f(a: Any) -> torch.Tensor:  # a copy: buffers never alias (possibly cached) asset arrays
+            return torch.tensor(np.asarray(a, dtype=np.float64), dtype=dt)
 
         dirs = np.concatenate([np.asarray(assets.shapedirs)[:, :, : self.n_shape],
                                np.asarray(assets.exprdirs)[:, :, : self.n_expression]], axis=2)
@@ -259,7 +290,8 @@ class HeadModel(torch.nn.Module):
             raise ConfigError(f"{name}: expected a (B={b}, k<={count}) tensor for head model {self.source}, "
                               f"got shape {tuple(x.shape)}")
         if x.shape[1] > count:
-            hint = f" (head.n_{name})" if name != "pose" else " (3 per joint: " + ", ".join(self.joint_names) + ")"
+            joints = ", ".join(self.joint_names)
+            hint = f" (head.n_{name})" if name != "pose" else f" (3 per joint: {joints})"
             raise ConfigError(f"{name}: got {x.shape[1]} coefficients but head model {self.source} uses "
                               f"{count}{hint}; pass at most {count}")
         x = x.to(device=self.device, dtype=self.dtype)
@@ -272,8 +304,8 @@ class HeadModel(torch.nn.Module):
         """shape ``(B, <=n_shape)``, expression ``(B, <=n_expression)``, pose ``(B, <=15)`` axis-angle
         in ``JOINT_NAMES`` order (global, neck, jaw, left eye, right eye); None means zeros."""
         if not self.has_landmarks:
-            raise AssetError(f"{self.source}: no landmark embedding was loaded, so landmarks cannot be computed; "
-                             "set head.landmark_embedding (DECA landmark_embedding.npy, or RingNet "
+            raise AssetError(f"{self.source}: no landmark embedding was loaded, so landmarks cannot be "
+                             "computed; set head.landmark_embedding (DECA landmark_embedding.npy, or RingNet "
                              "flame_static_embedding.pkl with head.dynamic_embedding)")
         given = [t for t in (shape, expression, pose) if t is not None]
         b = 1
@@ -287,7 +319,8 @@ class HeadModel(torch.nn.Module):
         verts, joints = lbs(betas, full_pose, self.v_template, self.blenddirs, self.posedirs,
                             self.j_regressor, self.parents_list, self.lbs_weights)
         rows = self.contour_rows(full_pose)
-        contour = vertices_to_landmarks(verts, self.faces, self.dynamic_lmk_faces[rows], self.dynamic_lmk_bary[rows])
+        contour = vertices_to_landmarks(verts, self.faces, self.dynamic_lmk_faces[rows],
+                                        self.dynamic_lmk_bary[rows])
         static = vertices_to_landmarks(verts, self.faces, self.static_lmk_faces, self.static_lmk_bary)
         fixed = vertices_to_landmarks(verts, self.faces, self.full_lmk_faces, self.full_lmk_bary)
         return HeadOutput(vertices=verts, landmarks=torch.cat([contour, static], dim=1),
@@ -300,7 +333,9 @@ class HeadModel(torch.nn.Module):
         rel = torch.eye(3, dtype=rots.dtype, device=rots.device).expand(b, 3, 3)
         for j in self.neck_chain:  # neck first, then its parents: rel = R_root @ ... @ R_neck
             rel = rots[:, j] @ rel
-        return dynamic_contour_rows(yaw_degrees(rel))
+        # FLAME_PyTorch, smplx and DECA index the table with the *negated* yaw
+        # (``-rot_mat_to_euler``): a head turned towards +x (subject's left) uses rows 40..78.
+        return dynamic_contour_rows(-yaw_degrees(rel))
 
     def summary(self) -> dict[str, Any]:
         """Counts, joints, parameter dims, landmark embedding and label regions (JSON-ready)."""

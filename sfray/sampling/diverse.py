@@ -39,8 +39,11 @@ def _features(draw: Draw, sampling: SamplingConfig, camera: CameraConfig) -> np.
         if values.shape[1] and scale > 0:
             groups.append(values / scale / np.sqrt(values.shape[1]))
     pose_width = [sampling.neck_range] * 3 + [sampling.jaw_open_range] + [sampling.eye_range] * 2
-    # Only "is the range empty" matters here; presets pin non-empty ranges, custom uses these.
-    cam_width = [camera.yaw_range, camera.pitch_range, camera.fov_range]
+    # Only "is the range empty" matters here (the features are uniform variates).
+    from sfray.geometry.camera_sampling import effective_camera_ranges
+
+    ranges = effective_camera_ranges(camera)
+    cam_width = [ranges["yaw_range"], ranges["pitch_range"], ranges["fov_range"]]
     for u, ranges in ((draw.pose_u, pose_width), (draw.camera_u, cam_width)):
         active = np.array([hi > lo for lo, hi in ranges], dtype=bool)
         if active.any():

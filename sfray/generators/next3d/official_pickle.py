@@ -29,7 +29,11 @@ from sfray.io.restricted_pickle import builtin_globals, load_restricted, numpy_g
 PERSISTENCE_MODULE = "torch_utils.persistence"
 RECONSTRUCT_NAME = "_reconstruct_persistent_obj"
 #: Module prefixes whose classes may appear in a Next3D/EG3D pickle; they become inert stubs.
-STUB_MODULE_PREFIXES = ("training_avatar_texture.", "training.", "torch_utils.", "dnnlib.", "torch.nn.modules.")
+STUB_MODULE_PREFIXES = ("training_avatar_texture.", "training.", "torch_utils.", "dnnlib.", "torch.nn.modules.",
+                         "pytorch3d.")
+#: Plain torch values a module state may hold (dtypes, devices, sizes): constructed, never code.
+TORCH_VALUES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool",
+                "device", "Size", "Tensor")
 
 
 class PersistentRecord:
@@ -100,6 +104,12 @@ class Next3DAllowList(Mapping):
         table[("torch._utils", "_rebuild_parameter")] = torch._utils._rebuild_parameter
         table[("torch._utils", "_rebuild_parameter_with_state")] = torch._utils._rebuild_parameter_with_state
         table[("torch.storage", "_load_from_bytes")] = _load_storage_bytes
+        # newer torch pickles tensor subclasses / tensors with Python state through this helper; it
+        # only calls the (allow-listed) rebuild function it is given and sets attributes
+        table[("torch._tensor", "_rebuild_from_type_v2")] = torch._tensor._rebuild_from_type_v2
+        table[("torch.nn.parameter", "Parameter")] = torch.nn.Parameter
+        for name in TORCH_VALUES:
+            table[("torch", name)] = getattr(torch, name)
         table[("dnnlib.util", "EasyDict")] = EasyDict
         table[("dnnlib", "EasyDict")] = EasyDict
         self._table = table

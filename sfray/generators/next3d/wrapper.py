@@ -93,6 +93,9 @@ class Next3DGenerator:
     def generate(self, specs: SampleSpecs) -> GeneratorOutput:
         specs = specs.to(self.device)
         b = len(specs)
+        if specs.latent.shape[-1] != self.latent_dim:
+            raise ConfigError(f"sample specs carry {specs.latent.shape[-1]}-dim latents but the Next3D network "
+                              f"({self.identity}) takes z_dim={self.latent_dim}")
         head_out = self.head(specs.shape, specs.expression, specs.pose)
         verts, lms = head_out.vertices.float(), head_out.landmarks.float()
         v = torch.cat([verts, lms], dim=1)

@@ -50,12 +50,16 @@ def _gradient(gen: torch.Generator, size: tuple[int, int]) -> torch.Tensor:
 
 
 def _noise(gen: torch.Generator, size: tuple[int, int]) -> torch.Tensor:
-    """Two octaves of bicubic-upsampled colour noise around a random base colour."""
+    """Two octaves of bicubic-upsampled noise around a random base colour, mostly in brightness
+    with a little hue drift (blurry indoor/outdoor clutter rather than a rainbow)."""
     base = random_color(gen)
     out = base.reshape(3, 1, 1).expand(3, *size).clone()
-    amp = float(uniform(gen, 0.15, 0.4))
+    amp = float(uniform(gen, 0.08, 0.25))
+    tint = random_color(gen) - base
     for cells in (int(choice(gen, 5)) + 2, int(choice(gen, 10)) + 8):
-        grid = torch.randn((1, 3, cells, cells), generator=gen) * amp
+        lum = torch.randn((1, 1, cells, cells), generator=gen)
+        hue = torch.randn((1, 1, cells, cells), generator=gen)
+        grid = amp * lum.expand(1, 3, cells, cells) + 0.5 * amp * hue * tint.view(1, 3, 1, 1)
         out = out + F.interpolate(grid, size=size, mode="bicubic", align_corners=False)[0]
         amp *= 0.45
     return out.clamp(0.0, 1.0)

@@ -45,18 +45,18 @@ class HairShell:
         self.weight = torch.as_tensor(w * w * (3.0 - 2.0 * w), dtype=torch.float32)  # smoothstep
         self.available = bool(scalp.any())
 
-    def build(self, vertices: torch.Tensor, normals: torch.Tensor, thickness: torch.Tensor
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Shell geometry appended to the head: verts (B, 2V, 3) = head then shell, and the shell
-        faces (Fs, 3) indexed into them (they copy the head faces ``source_faces``).
+    def shell_faces(self, num_vertices: int) -> torch.Tensor:
+        """(Fs, 3) shell faces indexing the shell block of :meth:`build`'s vertices (head first)."""
+        return self.faces + num_vertices
+
+    def build(self, vertices: torch.Tensor, normals: torch.Tensor, thickness: torch.Tensor) -> torch.Tensor:
+        """Head vertices (B, V, 3) followed by the shell's (B, 2V, 3); pair with :meth:`shell_faces`.
 
         ``thickness`` (B,) in the units of ``vertices``; a sample with thickness <= 0 gets NaN
         shell vertices, which the rasterizer skips (no cap for that sample).
         """
-        v = vertices.shape[1]
         w = self.weight.to(vertices.device, vertices.dtype)[None, :, None]
         t = thickness.to(vertices.device, vertices.dtype)[:, None, None]
         shell = vertices + normals * w * t
         shell = torch.where(t > 0, shell, torch.full_like(shell, float("nan")))
-        faces = self.faces.to(vertices.device) + v
-        return torch.cat([vertices, shell], dim=1), faces
+        return torch.cat([vertices, shell], dim=1)

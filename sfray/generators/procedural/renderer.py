@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from sfray.annotate.transform import head_to_world_matrix, similarity_matrix, transform_points
 from sfray.annotate.uv_segmentation import face_labels, uv_to_grid
 from sfray.config.schema import GeneratorConfig
-from sfray.conventions import NUM_SEG_CLASSES, SEG_ID
+from sfray.conventions import NUM_SEG_CLASSES, POSE_DIM, SEG_ID
 from sfray.generators.base import GeneratorOutput, SampleSpecs
 from sfray.generators.procedural.background import make_background
 from sfray.generators.procedural.hair import HairShell
@@ -89,7 +89,7 @@ class ProceduralGenerator:
         self.shell = HairShell(faces, region, self.num_vertices)
         shell_src = self.shell.source_faces.numpy()
         self.faces = torch.as_tensor(faces)
-        self.faces_all = torch.cat([self.faces, self.shell.faces])  # head faces, then the shell
+        self.faces_all = torch.cat([self.faces, self.shell.shell_faces(self.num_vertices)])  # head, then shell
         face_uv = torch.as_tensor(uv[uv_faces])  # (F, 3, 2)
         self.face_uv_all = torch.cat([face_uv, face_uv[shell_src]])
         self.region_all = torch.as_tensor(np.concatenate([region, region[shell_src]]).astype(np.int64))
@@ -105,7 +105,7 @@ class ProceduralGenerator:
             dev = self.head.device
             z = lambda n: torch.zeros(1, n, device=dev)  # noqa: E731
             with torch.no_grad():
-                out = self.head.forward(z(self.head.n_shape), z(self.head.n_expression), z(15))
+                out = self.head.forward(z(self.head.n_shape), z(self.head.n_expression), z(POSE_DIM))
             self._rest = out.vertices.detach().float().cpu()
         return self._rest
 
@@ -134,7 +134,7 @@ class ProceduralGenerator:
         mesh_to_world = head_to_world_matrix(b, self.device, torch.float64)
         render_to_world = self.misalign.to(self.device) @ mesh_to_world
         normals_head = vertex_normals(verts, self.faces)
-        all_verts, _ = self.shell.build(verts, normals_head, thickness)
+        all_verts = self.shell.build(verts, normals_head, thickness)
         c2w, k = camera_label_to_matrices(specs.camera.to(torch.float64))
         cam = world_to_camera(transform_points(render_to_world, all_verts.double()), c2w)
         screen = to_screen_perspective(cam, k, res * ss)
@@ -142,8 +142,9 @@ class ProceduralGenerator:
         normals_cam = vertex_normals(cam.float(), self.faces_all)
 
         color = torch.zeros(b, 3, res * ss, res * ss, device=self.device)
+        vattr = torch.cat([normals_cam, cam.float(), self.eye_dir_all[None].expand(b, -1, -1)], dim=2)
         for i in range(b):
-            color[i] = self._shade_one(i, frags, cam[i].float(), normals_cam[i], apps[i], seeds[i])
+            color[i] = self._shade_one(i, frags, vattr[i], apps[i], seeds[i])
         cover = (frags.face_index >= 0).float()[:, None]
         if ss > 1:
             color, cover_d = F.avg_pool2d(color * cover, ss), F.avg_pool2d(cover, ss)
@@ -166,11 +167,15 @@ class ProceduralGenerator:
             image=image_u8, depth=depth.float(), mask=cover_d[:, 0].float(),
             head_vertices=head_out.vertices, head_landmarks=head_out.landmarks,
             head_landmarks_fixed=head_out.landmarks_fixed, mesh_to_world=mesh_to_world.float(),
-            camera=specs.camera, extras={EXTRA_RENDER_TO_WORLD: render_to_world.float(), EXTRA_LANDMARKS_2D: lm_pix},
+            camera=specs.camera,
+            extras={EXTRA_RENDER_TO_WORLD: render_to_world.float(), EXTRA_LANDMARKS_2D: lm_pix},
         )
 
-    def _shade_one(self, i: int, frags, cam: torch.Tensor, normals: torch.Tensor, app, seed: int) -> torch.Tensor:
-        """(3, H, W) display-space colour of sample ``i`` (zeros where uncovered)."""
+    def _shade_one(self, i: int, frags, vattr: torch.Tensor, app, seed: int) -> torch.Tensor:
+        """(3, H, W) display-space colour of sample ``i`` (zeros where uncovered).
+
+        ``vattr`` (V', 9) per-vertex camera-space normal, position and rest eye direction.
+        """
         h, w = frags.face_index.shape[1:]
         fi = frags.face_index[i].reshape(-1)
         pix = torch.nonzero(fi >= 0).squeeze(1)
@@ -179,10 +184,9 @@ class ProceduralGenerator:
             return out.view(3, h, w)
         f = fi[pix]
         bary = frags.bary[i].reshape(-1, 3)[pix].float()[:, :, None]  # (N, 3, 1)
-        corners = self.faces_all[f]  # (N, 3)
-        uv = (bary * self.face_uv_all[f]).sum(1)
-        nrm = (bary * normals[corners]).sum(1)
-        pos = (bary * cam[corners]).sum(1)
+        corner_attr = torch.cat([vattr[self.faces_all[f]], self.face_uv_all[f]], dim=2)  # (N, 3, 11)
+        attr = (bary * corner_attr).sum(1)
+        nrm, pos, eye_dir, uv = attr[:, 0:3], attr[:, 3:6], attr[:, 6:9], attr[:, 9:11]
         region = self.region_all[f]
 
         tex = self.painter.paint(app, stream_generator(seed, Stream.TEXTURE_NOISE)).to(self.device)
@@ -191,8 +195,7 @@ class ProceduralGenerator:
         if self.eyes.available:
             eye = (region == SEG_ID["left_eyeball"]) | (region == SEG_ID["right_eyeball"])
             if eye.any():
-                d = (bary[eye] * self.eye_dir_all[corners[eye]]).sum(1)
-                albedo[eye] = EyeModel.colorize(d, albedo[eye], app.iris, app.pupil_scale)
+                albedo[eye] = EyeModel.colorize(eye_dir[eye], albedo[eye], app.iris, app.pupil_scale)
         light = random_light(stream_generator(seed, Stream.LIGHT))
         gloss = self.gloss[region][:, None]
         if app.hair_cap:
@@ -202,6 +205,8 @@ class ProceduralGenerator:
         return out.view(3, h, w)
 
     def to(self, device: torch.device | str) -> ProceduralGenerator:
+        """Move the renderer (and its head model) to ``device``."""
         self.device = torch.device(device)
+        self.head.to(self.device)
         return self
 

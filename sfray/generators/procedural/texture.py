@@ -119,26 +119,41 @@ class TexturePainter:
         cols = np.minimum(((np.arange(size) + 0.5) * w / size).astype(np.int64), w - 1)
         self.labels = torch.as_tensor(filled[rows][:, cols].astype(np.int64))  # (T, T)
         self.size = size
-        hairy = (self.labels == SEG_ID["scalp"]) | (self.labels == SEG_ID["left_eyebrow"]) \
-            | (self.labels == SEG_ID["right_eyebrow"])
-        self.hairy = hairy.float()
+        # Blurring is linear, so blur(sum_k colour_k * mask_k) = sum_k colour_k * blur(mask_k):
+        # the soft region masks are computed once and a texture is one small matmul.
+        self.present = torch.unique(self.labels)  # (K,)
+        onehot = (self.labels[None] == self.present[:, None, None]).float()  # (K, T, T)
+        self.soft = _blur(onehot, sigma=max(0.8, size / 400.0)).reshape(len(self.present), -1)
+        brows = (self.labels == SEG_ID["left_eyebrow"]) | (self.labels == SEG_ID["right_eyebrow"])
+        self.brows = brows.float()
+        # a wider blur of the scalp gives the hair cap a soft, jittered hairline instead of a helmet edge
+        self.scalp_soft = _blur((self.labels == SEG_ID["scalp"]).float()[None], sigma=max(1.0, size / 150.0))[0]
 
     def paint(self, app: Appearance, gen: torch.Generator) -> torch.Tensor:
         """(3, T, T) float32 albedo for one sample (CPU; ``gen`` drives the noise)."""
         t = self.size
-        albedo = region_palette(app)[self.labels].permute(2, 0, 1)  # (3, T, T)
-        albedo = _blur(albedo, sigma=max(0.8, t / 400.0))
+        bald = Appearance(**{**app.__dict__, "hair_cap": False})
+        albedo = (region_palette(bald)[self.present].T @ self.soft).reshape(3, t, t)
         # low-frequency blotches (shared by channels, slightly redder in the red channel)
         blotch = F.interpolate(torch.randn((1, 1, 12, 12), generator=gen), size=(t, t), mode="bicubic",
                                align_corners=False)[0]
         albedo = albedo * (1.0 + 0.05 * blotch * torch.tensor([1.2, 1.0, 0.9]).view(3, 1, 1))
-        # fine grain everywhere, streaky grain where hair grows
-        grain = torch.randn((1, t, t), generator=gen)
-        streak = F.interpolate(torch.randn((1, 1, t, max(4, t // 16)), generator=gen), size=(t, t),
+        # streaks run along t (from the crown downwards on a head-like UV layout)
+        streak = F.interpolate(torch.randn((1, 1, max(4, t // 16), t), generator=gen), size=(t, t),
                                mode="bilinear", align_corners=False)[0]
-        hair_amp = 0.35 if app.hair_cap else 0.12
-        albedo = albedo * (1.0 + 0.025 * grain + hair_amp * self.hairy * streak)
-        return albedo.clamp(0.0, 1.0)
+        jitter = F.interpolate(torch.randn((1, 1, max(4, t // 10), max(4, t // 10)), generator=gen),
+                               size=(t, t), mode="bilinear", align_corners=False)[0, 0]
+        if app.hair_cap:
+            cover = ((self.scalp_soft + 0.12 * jitter - 0.5) * 3.0 + 0.5).clamp(0.0, 1.0)
+            hair = app.hair.view(3, 1, 1) * (1.0 + 0.35 * streak)
+            albedo = albedo * (1.0 - cover) + hair * cover
+        else:  # stubble on a bald scalp
+            albedo = albedo * (1.0 + 0.08 * self.scalp_soft * streak)
+        brow_streak = F.interpolate(torch.randn((1, 1, t, max(4, t // 24)), generator=gen), size=(t, t),
+                                    mode="bilinear", align_corners=False)[0]  # brow hairs run along u
+        albedo = albedo * (1.0 + 0.2 * self.brows * brow_streak)
+        grain = torch.randn((1, t, t), generator=gen)
+        return (albedo * (1.0 + 0.025 * grain)).clamp(0.0, 1.0)
 
 
 class EyeModel:

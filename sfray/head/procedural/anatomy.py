@@ -20,17 +20,21 @@ ORIGIN_BOTTOM_Y: Final = -0.035
 
 # --- grid -------------------------------------------------------------------------------------
 #: Columns around the vertical axis (even, so the front and the back each get one column).
-N_COLUMNS: Final = 84
+N_COLUMNS: Final = 76
 #: Slope of the azimuth warp at the front (< 1 crowds columns on the face).
-FRONT_DENSITY: Final = 0.36
+FRONT_DENSITY: Final = 0.33
 #: Polar angle of the mouth slit row (closed lips meet here).
 THETA_MOUTH: Final = 2.01
 #: Columns from the front column to each mouth corner.
-MOUTH_CORNER_COLUMNS: Final = 9
-#: Height of the neck cut plane.
+MOUTH_CORNER_COLUMNS: Final = 8
+#: Height of the neck cut plane, and the depth of the neck's vertical axis.
 NECK_CUT_Y: Final = -0.19
+NECK_AXIS_Z: Final = -0.048
 #: Rings of the inner-mouth pouch between the upper and the lower lip (pouch rows = this - 1).
 POUCH_RINGS: Final = 8
+#: Depth (front to back) and height of the inner-mouth pouch behind the lips.
+POUCH_DEPTH: Final = 0.036
+POUCH_HEIGHT: Final = 0.024
 
 # --- eyes -------------------------------------------------------------------------------------
 EYE_CENTRE: Final = np.array([0.0300, 0.031, 0.029])
@@ -41,18 +45,20 @@ EYE_UPPER_LID: Final = 0.0056
 EYE_LOWER_LID: Final = 0.0044
 #: The outer corner sits this much higher than the inner one (canthal tilt).
 EYE_TILT: Final = 0.0016
+#: How far the skin of the open palpebral fissure sits behind the eyeball surface.
+EYE_SKIN_DEPTH: Final = 0.0022
 #: Thickness of the lids over the eyeball.
-LID_THICKNESS: Final = 0.0010
+LID_THICKNESS: Final = 0.0013
 #: The lid surface is a sphere this much larger than the eyeball, tangent to it at the front.
 LID_BULGE: Final = 0.0080
 
 # --- ears -------------------------------------------------------------------------------------
-EAR_CENTRE: Final = np.array([0.074, 0.008, -0.048])
+EAR_CENTRE: Final = np.array([0.083, 0.008, -0.054])
 EAR_HEIGHT: Final = 0.060
 EAR_WIDTH: Final = 0.034
 EAR_THICKNESS: Final = 0.0065
 #: Angle between the ear plane and the side of the head (the back edge stands off), radians.
-EAR_FLARE: Final = 0.45
+EAR_FLARE: Final = 0.50
 
 # --- joints -----------------------------------------------------------------------------------
 #: Where the jaw hinges (temporomandibular joint, on the subject's left side).

@@ -19,25 +19,25 @@ from sfray.head.procedural import surface as S
 _ROW_CONTROL = np.array(
     [
         # theta, spacing
-        [0.00, 0.120],
-        [0.60, 0.085],
-        [0.90, 0.048],
-        [1.25, 0.040],
-        [1.33, 0.025],
-        [1.66, 0.025],
+        [0.00, 0.140],
+        [0.60, 0.100],
+        [0.90, 0.060],
+        [1.25, 0.042],
+        [1.33, 0.026],
+        [1.66, 0.026],
         [1.72, 0.030],
         [1.90, 0.030],
-        [1.94, 0.024],
-        [2.12, 0.024],
-        [2.22, 0.035],
-        [2.55, 0.045],
-        [2.80, 0.070],
+        [1.94, 0.025],
+        [2.12, 0.025],
+        [2.22, 0.040],
+        [2.55, 0.055],
+        [2.80, 0.080],
     ]
 )
 #: Polar angle where the neck rows start bending towards the cut plane.
 THETA_NECK = 2.62
 #: Rows between THETA_NECK and the cut.
-NECK_ROWS = 6
+NECK_ROWS = 5
 
 
 @dataclass
@@ -83,7 +83,7 @@ def neck_end_theta(phi: np.ndarray) -> np.ndarray:
     """Per column, the polar angle where the base surface meets the plane y = NECK_CUT_Y."""
     lo = np.full(phi.shape, THETA_NECK)
     hi = np.full(phi.shape, np.pi - 0.02)
-    for _ in range(30):
+    for _ in range(22):
         mid = 0.5 * (lo + hi)
         d = S.directions(mid, phi)
         y = S.ray_origin(mid)[..., 1] + S.base_radius(S.ray_origin(mid), d) * d[..., 1]

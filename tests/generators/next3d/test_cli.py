@@ -24,11 +24,15 @@ def pkl(tmp_path_factory, small_model):
 
 
 def run_inspect(argv: list[str]) -> int:
+    """Through the real CLI when ``sfray inspect`` registers our action, else a bare parser."""
     parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="x")
-    add_parser(sub)
-    args = parser.parse_args(["checkpoint", *argv])
-    return args.handler(args)
+    add_parser(parser.add_subparsers(dest="x"))
+    try:
+        import sfray.cli.inspect  # noqa: F401
+    except ModuleNotFoundError:
+        args = parser.parse_args(["checkpoint", *argv])
+        return args.handler(args)
+    return main(["inspect", "checkpoint", *argv])
 
 
 def test_inspect_json_and_sources(pkl, small_model, tmp_path, capsys):
