@@ -33,8 +33,13 @@ DEFAULT_CAMERA_RADIUS: Final = 2.7
 DEFAULT_CAMERA_PIVOT: Final = (0.0, 0.0, 0.2)
 
 # --------------------------------------------------------------------------------------------
-# Head model space -> generator world (Next3D / SynthForge release, SYNTHFORGE.md §1.2)
-# world = (p + ORTH_SHIFT) * ORTH_SCALE / 2 + (0, 0, WORLD_Z_OFFSET)
+# Head model space -> generator world.
+# The SynthForge release's annotation transform (SYNTHFORGE.md §1.2), also the procedural
+# renderer's: world = (p + ORTH_SHIFT) * ORTH_SCALE / 2 + (0, 0, WORLD_Z_OFFSET)
+# (``sfray.annotate.transform.head_to_world_matrix``). Next3D's network itself samples the mesh
+# 0.02 m higher (its y flip turns the -0.01 shift into +0.01: ``sfray.generators.next3d.world``),
+# so a Next3D generator reports that geometry as ``mesh_to_world`` and the release transform as
+# ``extras["mesh_to_world_synthforge"]`` (the base the authors' ``fixMapMLP01.pth`` was fitted on).
 # --------------------------------------------------------------------------------------------
 ORTH_SCALE: Final = 5.0
 ORTH_SHIFT: Final = (0.0, -0.01, -0.01)

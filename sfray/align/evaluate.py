@@ -40,7 +40,8 @@ class Figures:
             d = landmark_distance(ann.landmarks_2d.detach().cpu(), target.detach().cpu())
             self.landmark += [float(v) for v in d if math.isfinite(float(v))]
             self.landmark_source = source
-        _, _, mean = depth_residuals(ann.depth.cpu(), ann.mask.cpu(), out.depth.detach().cpu(), out.mask.detach().cpu())
+        _, _, mean = depth_residuals(ann.depth.cpu(), ann.mask.cpu(), out.depth.detach().cpu(),
+                                     out.mask.detach().cpu())
         self.depth += [float(v) for v in mean if math.isfinite(float(v))]
         self.iou += [float(v) for v in mask_iou(ann.mask.cpu(), out.mask.detach().cpu())]
 

@@ -34,11 +34,13 @@ from sfray.annotate.alignment import AlignmentMap, load_alignment_map, save_alig
 from sfray.annotate.detector import load_detector, run_detector
 from sfray.annotate.quality import EXTRA_TRUE_LANDMARKS
 from sfray.annotate.transform import similarity_matrix
+from sfray.config.loader import to_yaml
 from sfray.config.schema import AlignJobConfig
 from sfray.errors import SfrayError
 
 REPORT_JSON = "align_report.json"
 REPORT_MD = "align_report.md"
+CONVENTION = "annotated_world = A @ mesh_to_world @ p; a knob S moving the rendered head is fixed by A = S"
 
 
 @dataclass
@@ -87,7 +89,12 @@ def run_align(cfg: AlignJobConfig, stream: TextIO | None = sys.stderr,
     from sfray.sampling import make_specs
 
     t0 = time.monotonic()
-    log = (lambda msg: (stream.write(msg + "\n"), stream.flush())) if stream is not None else (lambda msg: None)
+
+    def log(msg: str) -> None:
+        if stream is not None:
+            stream.write(msg + "\n")
+            stream.flush()
+
     a = cfg.align
     device = _device(cfg.generator.device)
     head = build_head(cfg.head).to(device)
@@ -108,8 +115,9 @@ def run_align(cfg: AlignJobConfig, stream: TextIO | None = sys.stderr,
         if source == "ground_truth":
             truth = out.extras.get(EXTRA_TRUE_LANDMARKS)
             if truth is None:
-                raise SfrayError(f"align.landmarks=ground_truth: generator '{generator.identity}' exposes no "
-                                 f"ground-truth landmarks (extras['{EXTRA_TRUE_LANDMARKS}']); use detector or none")
+                raise SfrayError(f"align.landmarks=ground_truth: generator '{generator.identity}' exposes "
+                                 f"no ground-truth landmarks (extras['{EXTRA_TRUE_LANDMARKS}']); "
+                                 "use detector or none")
             return truth
         return None
 
@@ -130,14 +138,15 @@ def run_align(cfg: AlignJobConfig, stream: TextIO | None = sys.stderr,
 
     def progress(it: int, entry: dict[str, Any]) -> None:
         terms = " ".join(f"{k[5:]}={entry[k]:.4g}" for k in entry if k.startswith("loss_"))
-        log(f"align: iteration {it}/{a.iterations} cost={entry['cost']:.5g} change={entry['change']:.2e} {terms}")
+        log(f"align: iteration {it}/{a.iterations} cost={entry['cost']:.5g} "
+            f"(robust scales x{entry['scale_factor']:g}) change={entry['change']:.2e} {terms}")
         if on_iteration is not None:
             on_iteration(it, entry)
 
     groups = torch.zeros(len(batch), dtype=torch.long, device=device)
     outcome = fit(batch, kind=a.model, loss=a.loss, iterations=a.iterations, base=base, groups=groups,
-                  pivot=pivot, tolerance=a.tolerance, max_points=a.max_points, seed=cfg.seed, progress=progress,
-                  anneal=a.anneal)
+                  pivot=pivot, tolerance=a.tolerance, max_points=a.max_points, seed=cfg.seed,
+                  progress=progress, anneal=a.anneal)
     fitted = AlignmentMap(outcome.maps[0].cpu(), source="sfray align")
 
     # 3. held-out before/after at the generation resolution
@@ -153,30 +162,35 @@ def run_align(cfg: AlignJobConfig, stream: TextIO | None = sys.stderr,
             after.add(out, ann_after, det)
     log(f"align: evaluated {a.num_holdout} held-out samples")
 
-    report = build_report(cfg, init, fitted, before, after, outcome, len(batch), source, time.monotonic() - t0)
+    report = build_report(cfg, init, fitted, before, after, outcome, len(batch), source,
+                          time.monotonic() - t0)
 
     # 4. commit: the map first, then the reports (all atomic)
     out_dir = Path(cfg.output_dir)
     map_path = save_alignment_map(fitted, out_dir / a.map_file,
-                                  info={"model": a.model, "samples": a.num_samples, "generator": generator.identity})
-    write_text_atomic(out_dir / REPORT_JSON, json.dumps(report, indent=2, sort_keys=False, default=_json_default) + "\n")
+                                  info={"model": a.model, "samples": a.num_samples,
+                                        "generator": generator.identity})
+    write_text_atomic(out_dir / REPORT_JSON, json.dumps(_finite(report), indent=2) + "\n")
     write_text_atomic(out_dir / REPORT_MD, render_markdown(report))
-    from sfray.config.loader import to_yaml
-
     write_text_atomic(out_dir / "config.yaml", to_yaml(cfg))
     return AlignResult(out_dir, map_path, report)
 
 
-def _json_default(x: Any) -> Any:
+def _finite(x: Any) -> Any:
+    """The report with non-finite floats as null (strict JSON has no Infinity/NaN)."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    if isinstance(x, torch.Tensor):
+        return _finite(x.tolist())
     if isinstance(x, float) and not math.isfinite(x):
         return None
-    if isinstance(x, torch.Tensor):
-        return x.tolist()
-    return str(x)
+    return x
 
 
-def build_report(cfg: AlignJobConfig, init: AlignmentMap, fitted: AlignmentMap, before: Figures, after: Figures,
-                 outcome: Any, n_fit: int, source: str, seconds: float) -> dict[str, Any]:
+def build_report(cfg: AlignJobConfig, init: AlignmentMap, fitted: AlignmentMap, before: Figures,
+                 after: Figures, outcome: Any, n_fit: int, source: str, seconds: float) -> dict[str, Any]:
     """The content of ``align_report.json`` (schema documented in docs/alignment.md)."""
     report: dict[str, Any] = {
         "before": before.summary(),
@@ -189,7 +203,7 @@ def build_report(cfg: AlignJobConfig, init: AlignmentMap, fitted: AlignmentMap, 
         "fit_resolution": cfg.align.resolution,
         "model": cfg.align.model,
         "generator": cfg.generator.kind,
-        "convention": "annotated_world = A @ mesh_to_world @ p; a knob S moving the rendered head is fixed by A = S",
+        "convention": CONVENTION,
         "map": fitted.matrix.tolist(),
         "map_summary": describe(fitted.matrix),
         "initial_map": init.matrix.tolist(),

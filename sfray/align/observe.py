@@ -118,7 +118,8 @@ def signed_distance(coverage: Tensor) -> tuple[Tensor, Tensor]:
     sdf = np.zeros(m.shape, dtype=np.float64)
     for i in range(m.shape[0]):
         if m[i].any() and (~m[i]).any():
-            sdf[i] = (distance_transform_edt(~m[i]) - 0.5) * (~m[i]) - (distance_transform_edt(m[i]) - 0.5) * m[i]
+            outside = (distance_transform_edt(~m[i]) - 0.5) * (~m[i])
+            sdf[i] = outside - (distance_transform_edt(m[i]) - 0.5) * m[i]
         else:
             sdf[i] = -1.0e3 if m[i].all() else 1.0e3
     partial = (c > 0.0) & (c < 1.0) & (np.abs(sdf) <= 0.5)

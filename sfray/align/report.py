@@ -19,14 +19,16 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         "# Alignment report",
         "",
-        f"Generator `{report['generator']}`, model `{report['model']}`, fitted on {report['fit_samples']} samples "
-        f"at {report['fit_resolution']}², measured on {report['samples']} held-out samples at "
-        f"{report['resolution']}² (landmarks against {report.get('landmark_reference') or 'nothing'}; "
-        f"fit landmarks: {report['fit_landmarks']}). {report['iterations']} iterations, {report['seconds']} s.",
+        f"Generator `{report['generator']}`, model `{report['model']}`, fitted on "
+        f"{report['fit_samples']} samples at {report['fit_resolution']}², measured on {report['samples']} "
+        f"held-out samples at {report['resolution']}² (landmarks against "
+        f"{report.get('landmark_reference') or 'nothing'}; fit landmarks: {report['fit_landmarks']}). "
+        f"{report['iterations']} iterations, {report['seconds']} s.",
         "",
         "| figure | before | after |",
         "|---|---|---|",
-        f"| landmark error (px at {report['resolution']}²) | {_fmt(b['landmark_px'])} | {_fmt(a['landmark_px'])} |",
+        f"| landmark error (px at {report['resolution']}²) | {_fmt(b['landmark_px'])} "
+        f"| {_fmt(a['landmark_px'])} |",
         f"| mean abs depth difference (world units) | {_fmt(b['depth_abs'])} | {_fmt(a['depth_abs'])} |",
         f"| mask IoU | {_fmt(b['mask_iou'])} | {_fmt(a['mask_iou'])} |",
         "",

@@ -117,7 +117,8 @@ def match(batch: FitBatch, maps: Tensor, groups: Tensor, *, max_points: int = 15
     dev = batch.mesh_world.device
     bidx = torch.arange(b, device=dev)
     per_sample = maps[groups]  # (B, 4, 4)
-    mapped = torch.einsum("bij,bnj->bni", per_sample[:, :3, :3], batch.mesh_world) + per_sample[:, None, :3, 3]
+    mapped = (torch.einsum("bij,bnj->bni", per_sample[:, :3, :3], batch.mesh_world)
+              + per_sample[:, None, :3, 3])
     cam = torch.einsum("bij,bnj->bni", batch.world2cam[:, :3, :3], mapped) + batch.world2cam[:, None, :3, 3]
     k_norm = batch.intrinsics.clone()
     k_norm[:, :2] /= r

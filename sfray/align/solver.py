@@ -62,7 +62,8 @@ def _rho_and_weight(e: Tensor, robust: str) -> tuple[Tensor, Tensor]:
         return 0.5 * e * e, torch.ones_like(e)
     if robust == "huber":
         quad = e <= 1.0
-        return torch.where(quad, 0.5 * e * e, e - 0.5), torch.where(quad, torch.ones_like(e), 1.0 / e.clamp_min(1e-12))
+        weight = torch.where(quad, torch.ones_like(e), 1.0 / e.clamp_min(1e-12))
+        return torch.where(quad, 0.5 * e * e, e - 0.5), weight
     if robust == "cauchy":
         return 0.5 * torch.log1p(e * e), 1.0 / (1.0 + e * e)
     raise ValueError(f"unknown robust loss '{robust}'")
@@ -178,11 +179,13 @@ def fit(batch: FitBatch, *, kind: str, loss: AlignLossConfig, iterations: int, b
         if accepted:
             lam = max(lam / 3.0, 1e-7)
             new_theta = (flat + step if bounds is None else cand).reshape(n_groups, n_par)
-            change = float((delta_matrix(new_theta, kind, pivot) - delta_matrix(theta, kind, pivot)).abs().max())
+            moved = delta_matrix(new_theta, kind, pivot) - delta_matrix(theta, kind, pivot)
+            change = float(moved.abs().max())
             theta = new_theta
         else:
             change = 0.0
-        entry = {"iteration": it + 1, "scale_factor": factor, "cost": cost0, "cost_after_step": cost1, "accepted": accepted,
+        entry = {"iteration": it + 1, "scale_factor": factor, "cost": cost0, "cost_after_step": cost1,
+                 "accepted": accepted,
                  "change": change, "lambda": lam, **{f"n_{k}": v for k, v in corr.counts().items()},
                  **{f"loss_{k}": v for k, v in terms0.items()}}
         outcome.history.append(entry)

@@ -75,7 +75,8 @@ class AlignmentMap(_BaseAlignmentMap):
         return cls()
 
     @classmethod
-    def from_affine(cls, linear: torch.Tensor, offset: torch.Tensor, *, source: str = "affine") -> AlignmentMap:
+    def from_affine(cls, linear: torch.Tensor, offset: torch.Tensor, *,
+                    source: str = "affine") -> AlignmentMap:
         """Build from ``y = linear @ x + offset`` with ``linear`` (3, 3) and ``offset`` (3,)."""
         m = torch.eye(4, dtype=torch.float64)
         m[:3, :3] = torch.as_tensor(linear, dtype=torch.float64)
@@ -84,7 +85,8 @@ class AlignmentMap(_BaseAlignmentMap):
 
     def then(self, other: _BaseAlignmentMap) -> AlignmentMap:
         """The map that applies ``self`` first, then ``other`` (``other.matrix @ self.matrix``)."""
-        return AlignmentMap(other.matrix @ self.matrix, source=f"{self.source}->{getattr(other, 'source', 'map')}")
+        name = f"{self.source}->{getattr(other, 'source', 'map')}"
+        return AlignmentMap(other.matrix @ self.matrix, source=name)
 
     def inverse(self) -> AlignmentMap:
         return AlignmentMap(torch.linalg.inv(self.matrix), source=f"inv({self.source})")
@@ -130,7 +132,8 @@ def affine_from_mlp_state(state: Mapping[str, Any], *, source: str) -> Alignment
             if extra:
                 continue  # more layers than a 3 -> H -> 3 affine: not this layout
             w1, w2 = tensors[k1], tensors[k2]
-            if w1.ndim != 2 or w2.ndim != 2 or w1.shape[1] != 3 or w2.shape[0] != 3 or w2.shape[1] != w1.shape[0]:
+            shapes_ok = w1.ndim == 2 and w2.ndim == 2 and w1.shape[1] == 3 and w2.shape[0] == 3
+            if not shapes_ok or w2.shape[1] != w1.shape[0]:
                 raise AssetError(
                     f"{source}: alignment MLP layers have shapes {tuple(w1.shape)} and {tuple(w2.shape)}; "
                     "expected Linear(3, H) then Linear(H, 3) (weights (H, 3) and (3, H))"
@@ -195,13 +198,18 @@ def load_torch_mlp(path: str | os.PathLike) -> AlignmentMap:
                 f"{label}: refused to load the alignment map: the pickle asks for {what}, which is not "
                 "a tensor or one of the authors' MLP layers (nothing in the file was executed)"
             ) from exc
-        raise AssetError(f"{label}: not a readable torch alignment map ({type(exc).__name__}: {msg})") from exc
+        raise AssetError(
+            f"{label}: not a readable torch alignment map ({type(exc).__name__}: {msg})"
+        ) from exc
     if isinstance(obj, _ModuleStub):
         state = _stub_to_state(obj)
     elif isinstance(obj, Mapping):
-        state = dict(obj.get("state_dict", obj)) if isinstance(obj.get("state_dict", None), Mapping) else dict(obj)
+        inner = obj.get("state_dict", None)
+        state = dict(inner) if isinstance(inner, Mapping) else dict(obj)
     else:
-        raise AssetError(f"{label}: expected a state dict or the authors' pickled MLP, found {type(obj).__name__}")
+        raise AssetError(
+            f"{label}: expected a state dict or the authors' pickled MLP, found {type(obj).__name__}"
+        )
     return affine_from_mlp_state(state, source=label)
 
 
@@ -230,7 +238,8 @@ def load_safetensors_map(path: str | os.PathLike) -> AlignmentMap:
     return AlignmentMap(matrix, source=label)
 
 
-def save_alignment_map(amap: AlignmentMap, path: str | os.PathLike, info: Mapping[str, Any] | None = None) -> Path:
+def save_alignment_map(amap: AlignmentMap, path: str | os.PathLike,
+                       info: Mapping[str, Any] | None = None) -> Path:
     """Write ``amap`` as safetensors atomically (temp file + rename); ``info`` goes into metadata."""
     from safetensors.torch import save_file
 

@@ -38,11 +38,15 @@ def _import_object(path: str, key: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"config key '{key}': cannot import module '{module_name}' of '{path}' ({exc})") from exc
+        raise ConfigError(
+            f"config key '{key}': cannot import module '{module_name}' of '{path}' ({exc})"
+        ) from exc
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise ConfigError(f"config key '{key}': module '{module_name}' has no attribute '{attr}' (from '{path}')")
+            raise ConfigError(
+                f"config key '{key}': module '{module_name}' has no attribute '{attr}' (from '{path}')"
+            )
         obj = getattr(obj, part)
     return obj
 
@@ -54,7 +58,9 @@ def load_detector(path: str, key: str = "quality.detector") -> Detector:
         try:
             obj = obj()
         except Exception as exc:  # the adapter's own failure (e.g. weights not found) is the user's to fix
-            raise ConfigError(f"config key '{key}': constructing '{path}' failed: {type(exc).__name__}: {exc}") from exc
+            raise ConfigError(
+                f"config key '{key}': constructing '{path}' failed: {type(exc).__name__}: {exc}"
+            ) from exc
     if not callable(obj):
         raise ConfigError(f"config key '{key}': '{path}' is a {type(obj).__name__}, not a callable")
     return obj
@@ -63,8 +69,9 @@ def load_detector(path: str, key: str = "quality.detector") -> Detector:
 def _as_points(value: Any, i: int, key: str) -> torch.Tensor | None:
     if value is None:
         return None
-    arr = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value, dtype=np.float64)
-    arr = np.asarray(arr, dtype=np.float64)
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    arr = np.asarray(value, dtype=np.float64)
     if arr.ndim == 3 and arr.shape[0] >= 1:  # face_alignment style: several faces, take the first
         arr = arr[0]
     if arr.ndim != 2 or arr.shape[0] != NUM_LANDMARKS or arr.shape[1] < 2:
@@ -78,7 +85,9 @@ def _as_points(value: Any, i: int, key: str) -> torch.Tensor | None:
 def run_detector(detector: Detector, images: torch.Tensor, key: str = "quality.detector") -> torch.Tensor:
     """Detect landmarks on ``images`` uint8 (B, 3, H, W) -> float64 (B, 68, 2); NaN rows = no face."""
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"run_detector expects uint8 (B, 3, H, W) images, got {images.dtype} {tuple(images.shape)}")
+        raise ValueError(
+            f"run_detector expects uint8 (B, 3, H, W) images, got {images.dtype} {tuple(images.shape)}"
+        )
     b = images.shape[0]
     with torch.no_grad():
         answer = detector(images)
@@ -94,7 +103,9 @@ def run_detector(detector: Detector, images: torch.Tensor, key: str = "quality.d
         rows = list(arr)
     elif isinstance(answer, (list, tuple)):
         if len(answer) != b:
-            raise ConfigError(f"config key '{key}': the detector returned {len(answer)} results for {b} images")
+            raise ConfigError(
+                f"config key '{key}': the detector returned {len(answer)} results for {b} images"
+            )
         rows = answer
     else:
         raise ConfigError(

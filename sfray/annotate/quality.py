@@ -3,7 +3,7 @@
 Every figure compares what the annotator derived from the mesh with what the generator actually
 produced, so a sample whose image and annotation disagree is visible in the manifest:
 
-* ``mask_iou``: mesh mask vs generator foreground (generator mask > 0.5), at the generator's depth
+* ``mask_iou``: mesh mask vs generator foreground (generator mask >= 0.5), at the generator's depth
   resolution;
 * ``depth_residual`` / ``depth_residual_p90``: median and 90th percentile of |mesh z - generator z|
   over pixels both cover (world units; ``inf`` when they share no pixel);
@@ -64,8 +64,9 @@ class QualityVerdict:
 def mask_iou(mesh_mask: torch.Tensor, gen_mask: torch.Tensor) -> torch.Tensor:
     """(B, H, W) bool mesh mask vs (B, h, w) soft generator mask -> (B,) IoU at the generator's size."""
     h = gen_mask.shape[-1]
-    _, m = resample_depth_mask(torch.zeros_like(mesh_mask, dtype=torch.float64), mesh_mask.to(torch.float64), h)
-    g = gen_mask.to(torch.float64) > 0.5
+    zeros = torch.zeros_like(mesh_mask, dtype=torch.float64)
+    _, m = resample_depth_mask(zeros, mesh_mask.to(torch.float64), h)
+    g = gen_mask.to(torch.float64) >= 0.5
     inter = (m & g).flatten(1).sum(1).to(torch.float64)
     union = (m | g).flatten(1).sum(1).to(torch.float64)
     return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
@@ -76,7 +77,7 @@ def depth_residuals(mesh_depth: torch.Tensor, mesh_mask: torch.Tensor, gen_depth
     """Median, 90th percentile and mean of |mesh z - generator z| on shared pixels, (B,) each."""
     h = gen_depth.shape[-1]
     d, m = resample_depth_mask(mesh_depth, mesh_mask.to(torch.float64), h)
-    both = m & (gen_mask.to(torch.float64) > 0.5)
+    both = m & (gen_mask.to(torch.float64) >= 0.5)
     diff = (d - gen_depth.to(torch.float64)).abs()
     med, p90, mean = [], [], []
     for i in range(d.shape[0]):
@@ -84,7 +85,9 @@ def depth_residuals(mesh_depth: torch.Tensor, mesh_mask: torch.Tensor, gen_depth
         if v.numel() == 0:
             med.append(math.inf), p90.append(math.inf), mean.append(math.inf)
         else:
-            med.append(float(v.median())), p90.append(float(torch.quantile(v, 0.9))), mean.append(float(v.mean()))
+            med.append(float(v.median()))
+            p90.append(float(torch.quantile(v, 0.9)))
+            mean.append(float(v.mean()))
     return torch.tensor(med), torch.tensor(p90), torch.tensor(mean)
 
 
@@ -119,7 +122,9 @@ class QualityGate:
         self.cfg = cfg
         self.resolution = int(resolution)
         self.to512 = REFERENCE_RESOLUTION / float(self.resolution)
-        self.detector = detector if detector is not None else (load_detector(cfg.detector) if cfg.detector else None)
+        if detector is None and cfg.detector:
+            detector = load_detector(cfg.detector)
+        self.detector = detector
         self.policy = cfg.policy
         self.max_detector_px = cfg.max_detector_px
         if cfg.preset == "authors":
@@ -140,7 +145,8 @@ class QualityGate:
         iou = mask_iou(annotation.mask.cpu(), out.mask.detach().cpu())
         med, p90, _ = depth_residuals(annotation.depth.cpu(), annotation.mask.cpu(),
                                       out.depth.detach().cpu(), out.mask.detach().cpu())
-        lmd = landmark_depth_residual(annotation, out.depth.detach().cpu(), out.mask.detach().cpu(), self.resolution)
+        lmd = landmark_depth_residual(annotation, out.depth.detach().cpu(), out.mask.detach().cpu(),
+                                      self.resolution)
         lm = annotation.landmarks_2d.detach().cpu()
         truth = out.extras.get(EXTRA_TRUE_LANDMARKS)
         gt = landmark_distance(lm, truth.detach().cpu()) * self.to512 if truth is not None else None
@@ -191,5 +197,41 @@ class QualityGate:
         """Figures + verdict for every sample of the batch; ``extra`` (e.g. refinement figures)
         are merged into the figures and gated too (``alignment_residual``)."""
         if not self.cfg.enabled:
-            return [QualityVerdict(STATUS_OK, "", dict(extra[i]) if extra else {}) for i in range(out.image.shape[0])]
+            n = out.image.shape[0]
+            return [QualityVerdict(STATUS_OK, "", dict(extra[i]) if extra else {}) for i in range(n)]
         return [self.decide(f) for f in self.figures(out, annotation, detections=detections, extra=extra)]
+
+
+class QualityStage:
+    """What a producer runs around the annotator: optional refinement, detector, figures, policy.
+
+    ::
+
+        stage = QualityStage(cfg.annotate, cfg.quality, resolution, head.faces, annotator.alignment)
+        out, extra, det = stage.prepare(generator.generate(specs))  # refine (if enabled), detect
+        ann = annotator.annotate(out)
+        verdicts = stage.verdicts(out, ann, extra, det)              # list[QualityVerdict]
+
+    Detection runs once and feeds both the refinement's landmark term and the gate.
+    """
+
+    def __init__(self, annotate_cfg: Any, quality_cfg: QualityConfig, resolution: int, faces: torch.Tensor,
+                 alignment: Any = None, detector: Detector | None = None):
+        from sfray.annotate.refine import Refiner
+
+        self.gate = QualityGate(quality_cfg, resolution, detector=detector)
+        refine_cfg = annotate_cfg.refine
+        self.refiner = Refiner(refine_cfg, faces, alignment) if refine_cfg.enabled else None
+
+    def prepare(self, out: GeneratorOutput
+                ) -> tuple[GeneratorOutput, list[dict[str, float]] | None, torch.Tensor | None]:
+        """Detect (when configured) and refine (when enabled); returns the output to annotate."""
+        det = self.gate.detect(out) if self.gate.cfg.enabled else None
+        if self.refiner is None:
+            return out, None, det
+        result = self.refiner.refine(out, landmark_target=det)
+        return result.output, result.figures, det
+
+    def verdicts(self, out: GeneratorOutput, annotation: Any, extra: list[dict[str, float]] | None,
+                 detections: torch.Tensor | None) -> list[QualityVerdict]:
+        return self.gate.evaluate(out, annotation, detections=detections, extra=extra)

@@ -73,7 +73,8 @@ class Refiner:
         idx = groups.repeat_interleave(batch.landmarks_world.shape[1])
         p0, _ = project(map_points(lm, base, idx), batch, idx)
         p1, _ = project(map_points(lm, full, idx), batch, idx)
-        shift = (p1 - p0).norm(dim=-1).reshape(b, -1).mean(dim=1) * (self.reference_resolution / cfg.resolution)
+        to_reference = self.reference_resolution / cfg.resolution
+        shift = (p1 - p0).norm(dim=-1).reshape(b, -1).mean(dim=1) * to_reference
         t_slice = slice(9, 12) if cfg.model == "affine" else slice(3, 6)
         figures = []
         for i in range(b):

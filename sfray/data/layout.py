@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 MANIFEST_FILE = "manifest.parquet"
@@ -48,3 +49,12 @@ def tmp_files(dataset_dir: str | Path) -> list[Path]:
     found = [p for p in shards_dir(root).glob(f"*{TMP_MARK}*")] if shards_dir(root).is_dir() else []
     found += list(root.glob(f"{MANIFEST_FILE}{TMP_MARK}*")) + list(root.glob(f"{DATASET_YAML}{TMP_MARK}*"))
     return sorted(found)
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Flush a directory entry (a rename into it) to disk: the last step of an atomic publish."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

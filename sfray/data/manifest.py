@@ -102,14 +102,6 @@ def _rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
     return table
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Manifest:
     """An in-memory manifest (a pyarrow Table sorted by sample_id)."""
 
@@ -165,7 +157,7 @@ class Manifest:
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
             os.replace(tmp, root / layout.MANIFEST_FILE)
-            _fsync_dir(root)
+            layout.fsync_dir(root)
         finally:
             tmp.unlink(missing_ok=True)
         return cls(table)

@@ -91,14 +91,6 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _map_size(records: Sequence[tuple[int, bytes]]) -> int:
     """Generous LMDB map size: overflow pages per value plus tree pages; growth retried on MapFull."""
     pages = sum((len(b) + 64) // _PAGE + 1 for _, b in records)
@@ -186,7 +178,7 @@ def write_shard(dataset_dir: str | Path, records: Sequence[tuple[int, bytes]]) -
                 created = False
             else:
                 os.rename(tmp, final)
-        _fsync_dir(sdir)
+        layout.fsync_dir(sdir)
     finally:
         tmp.unlink(missing_ok=True)
     return ShardReceipt(file_bytes=final.stat().st_size, created=created, **receipt)

@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def _build_dataset(cfg: GenerateJobConfig, units: list, config_yaml: str):
 class _ProgressWatcher(threading.Thread):
     """Polls the receipt log; prints progress; implements the driver-kill fault knob."""
 
-    def __init__(self, cfg: GenerateJobConfig, todo: int, already: int):
+    def __init__(self, cfg: GenerateJobConfig, todo: int):
         super().__init__(daemon=True)
         from sfray.generation.commit import receipt_dir
 
@@ -71,31 +72,39 @@ class _ProgressWatcher(threading.Thread):
         self.progress = Progress(todo, "generate")
         self.kill_after = cfg.ray.fail_driver_after_shards
         self.stop = threading.Event()
+        self.seen: dict[str, int] = {}
+        self.gated: Counter[str] = Counter()  # "dropped:reason" / "flagged:reason"
 
-    def run(self) -> None:
+    def scan(self, force: bool = False) -> None:
         from sfray.generation.commit import read_receipt
 
-        seen: dict[str, tuple[int, int]] = {}
-        while not self.stop.wait(1.0):
-            if not self.dir.exists():
-                continue
+        if self.dir.exists():
             for p in self.dir.glob("*.json"):
-                if p.name in self.initial or p.name in seen:
+                if p.name in self.initial or p.name in self.seen:
                     continue
                 try:
                     receipt = read_receipt(p)
                 except (OSError, ValueError):
                     continue
-                seen[p.name] = (receipt["num_samples"], receipt["num_dropped"])
-            done = sum(n for n, _ in seen.values())
-            dropped = sum(d for _, d in seen.values())
-            self.progress.update(done, f"shards {len(seen)}, dropped {dropped}")
-            if 0 <= self.kill_after <= len(seen):
+                self.seen[p.name] = int(receipt["num_samples"])
+                self.gated.update(f"{r['status']}:{r['reason']}" for r in receipt["rows"] if r["status"] != "ok")
+        extra = f"shards {len(self.seen)}"
+        if self.gated:
+            extra += ", " + ", ".join(f"{k} {n}" for k, n in sorted(self.gated.items()))
+        self.progress.update(sum(self.seen.values()), extra, force=force)
+
+    def run(self) -> None:
+        while not self.stop.wait(1.0):
+            self.scan()
+            if 0 <= self.kill_after <= len(self.seen):
                 _simulate_driver_crash(self.dir.parent)
 
     def finish(self) -> None:
         self.stop.set()
         self.join(timeout=5)
+        self.scan(force=True)
+        if self.progress.tty:
+            self.progress.stream.write("\n")
 
 
 def _simulate_driver_crash(dataset_dir: Path) -> None:
@@ -129,7 +138,7 @@ def run_generation(cfg: GenerateJobConfig, *, progress: bool = True) -> Generati
     if units:
         local_cpus = max(os.cpu_count() or 1, int(cfg.ray.actors_max * cfg.ray.cpus_per_actor) + 1)
         with ray_session(cfg.ray, default_num_cpus=local_cpus):
-            watcher = _ProgressWatcher(cfg, todo, len(done_ids)) if progress else None
+            watcher = _ProgressWatcher(cfg, todo) if progress else None
             if watcher:
                 watcher.start()
             try:
@@ -138,7 +147,6 @@ def run_generation(cfg: GenerateJobConfig, *, progress: bool = True) -> Generati
             finally:
                 if watcher:
                     watcher.finish()
-                    watcher.progress.close()
     manifest = recover(out)
     stats = finalize_dataset(cfg, manifest)
     return GenerationSummary(

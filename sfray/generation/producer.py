@@ -40,6 +40,7 @@ class SampleProducer:
 
     def __init__(self, cfg: GenerateJobConfig, device: torch.device | str | None = None):
         from sfray.annotate.annotator import Annotator
+        from sfray.annotate.quality import QualityStage
         from sfray.generators.factory import build_generator
         from sfray.head import build_head
 
@@ -48,13 +49,15 @@ class SampleProducer:
         self.head = build_head(cfg.head).to(self.device)
         self.generator = build_generator(cfg, self.head, self.device)
         self.annotator = Annotator(self.head, cfg.generate.resolution, cfg.annotate, None)
+        self.quality = QualityStage(cfg.annotate, cfg.quality, cfg.generate.resolution, self.head.faces,
+                                    self.annotator.alignment)
         self.identity = self.generator.identity
 
     @torch.no_grad()
     def produce(self, sample_ids: np.ndarray) -> list[ProducedSample]:
         """Generate, annotate and encode ``sample_ids`` (sorted), in batches aligned to ``batch_size``."""
         from sfray.annotate.annotator import to_record_fields
-        from sfray.data.record import encode_record
+        from sfray.data.record import REASON, STATUS, encode_record
         from sfray.sampling import make_specs
 
         cfg = self.cfg
@@ -66,13 +69,18 @@ class SampleProducer:
                 n_shape=self.head.n_shape, n_expression=self.head.n_expression,
                 latent_dim=self.generator.latent_dim,
             )
-            out = self.generator.generate(specs.to(self.device))
+            out, extra, detections = self.quality.prepare(self.generator.generate(specs.to(self.device)))
             ann = self.annotator.annotate(out)
-            for i, sid in enumerate(batch_ids.tolist()):
+            verdicts = self.quality.verdicts(out, ann, extra, detections)
+            for i, (sid, verdict) in enumerate(zip(batch_ids.tolist(), verdicts)):
                 fields = to_record_fields(ann, out, specs, i)
                 fields[Field.GENERATOR] = self.identity
-                record = encode_record(fields, image_format=cfg.generate.image_format,
-                                       image_quality=cfg.generate.image_quality)
+                fields[Field.QUALITY] = dict(verdict.figures)
+                fields[STATUS], fields[REASON] = verdict.status, verdict.reason
+                record = None
+                if verdict.status != "dropped":  # a dropped sample keeps only its manifest row
+                    record = encode_record(fields, image_format=cfg.generate.image_format,
+                                           image_quality=cfg.generate.image_quality)
                 results.append(ProducedSample(int(sid), record, sample_summary(fields)))
         return results
 

@@ -42,7 +42,8 @@ def stack():
 
     mixed = dataclasses.replace(out, head_vertices=pick(out.head_vertices, other.head_vertices),
                                 head_landmarks=pick(out.head_landmarks, other.head_landmarks),
-                                head_landmarks_fixed=pick(out.head_landmarks_fixed, other.head_landmarks_fixed))
+                                head_landmarks_fixed=pick(out.head_landmarks_fixed,
+                                                          other.head_landmarks_fixed))
     ann = Annotator(head, RES, cfg.annotate).annotate(mixed)
     return mixed, ann
 
@@ -111,3 +112,25 @@ def test_authors_preset_drops_far_and_faceless_samples(stack):
 def test_out_of_range_thresholds_name_the_key(override, key):
     with pytest.raises(ConfigError, match=rf"'{key}'"):
         load_config(GenerateJobConfig, None, [override])
+
+
+def test_quality_stage_runs_refinement_and_records_its_figures(stack):
+    from sfray.annotate.quality import QualityStage
+    from sfray.annotate.refine import REFINE_FIGURES
+    from sfray.config.schema import AnnotateConfig, RefineConfig
+
+    from sfray.config.schema import HeadConfig
+    from sfray.head import build_head
+
+    out, _ = stack
+    head = build_head(HeadConfig())
+    annotate_cfg = AnnotateConfig(refine=RefineConfig(enabled=True, steps=2))
+    gate_cfg = QualityConfig(policy="flag", max_alignment_residual=1e-6)
+    stage = QualityStage(annotate_cfg, gate_cfg, RES, head.faces)
+    refined, extra, det = stage.prepare(out)
+    assert det is None and extra is not None and len(extra) == out.image.shape[0]
+    ann = Annotator(head, RES, annotate_cfg).annotate(refined)
+    verdicts = stage.verdicts(refined, ann, extra, det)
+    for v in verdicts:
+        assert set(REFINE_FIGURES) <= set(v.figures)
+        assert v.status == "flagged" and "alignment_residual" in v.reason  # any residual exceeds 1e-6 px
