@@ -56,7 +56,15 @@ class AlignmentMap(_BaseAlignmentMap):
     ``source`` (the file it came from), because a bad map is a user's file to fix.
     """
 
-    def __init__(self, matrix: torch.Tensor | None = None, *, source: str = "identity"):
+    #: Which head -> world transform the map was fitted on: ``"generator"`` (the generator's own
+    #: ``GeneratorOutput.mesh_to_world``) or ``"synthforge"`` (the release's annotation transform,
+    #: ``extras["mesh_to_world_synthforge"]`` of a Next3D generator; the authors' fixMapMLP01.pth).
+    BASES = ("generator", "synthforge")
+
+    def __init__(self, matrix: torch.Tensor | None = None, *, source: str = "identity", base: str = "generator"):
+        if base not in self.BASES:
+            raise AssetError(f"{source}: alignment map base '{base}' is not one of {self.BASES}")
+        self.base = base
         m = torch.eye(4, dtype=torch.float64) if matrix is None else torch.as_tensor(matrix)
         m = m.detach().to("cpu", torch.float64)
         if m.shape != (4, 4):
@@ -86,10 +94,10 @@ class AlignmentMap(_BaseAlignmentMap):
     def then(self, other: _BaseAlignmentMap) -> AlignmentMap:
         """The map that applies ``self`` first, then ``other`` (``other.matrix @ self.matrix``)."""
         name = f"{self.source}->{getattr(other, 'source', 'map')}"
-        return AlignmentMap(other.matrix @ self.matrix, source=name)
+        return AlignmentMap(other.matrix @ self.matrix, source=name, base=self.base)
 
     def inverse(self) -> AlignmentMap:
-        return AlignmentMap(torch.linalg.inv(self.matrix), source=f"inv({self.source})")
+        return AlignmentMap(torch.linalg.inv(self.matrix), source=f"inv({self.source})", base=self.base)
 
     def __repr__(self) -> str:
         return f"AlignmentMap(source={self.source!r}, matrix={self.matrix.tolist()})"
@@ -210,7 +218,9 @@ def load_torch_mlp(path: str | os.PathLike) -> AlignmentMap:
         raise AssetError(
             f"{label}: expected a state dict or the authors' pickled MLP, found {type(obj).__name__}"
         )
-    return affine_from_mlp_state(state, source=label)
+    amap = affine_from_mlp_state(state, source=label)
+    amap.base = "synthforge"  # the authors fitted it on top of their annotation transform
+    return amap
 
 
 # ------------------------------------------------------------------------------------------------
@@ -235,7 +245,7 @@ def load_safetensors_map(path: str | os.PathLike) -> AlignmentMap:
             matrix = fh.get_tensor(MAP_TENSOR)
     except SafetensorError as exc:
         raise AssetError(f"{label}: not a readable safetensors file ({exc})") from exc
-    return AlignmentMap(matrix, source=label)
+    return AlignmentMap(matrix, source=label, base=meta.get("base", "generator"))
 
 
 def save_alignment_map(amap: AlignmentMap, path: str | os.PathLike,
@@ -245,7 +255,8 @@ def save_alignment_map(amap: AlignmentMap, path: str | os.PathLike,
 
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"format": MAP_FORMAT, "version": MAP_VERSION, "convention": "annotated = A @ mesh_to_world @ p"}
+    meta = {"format": MAP_FORMAT, "version": MAP_VERSION, "convention": "annotated = A @ mesh_to_world @ p",
+            "base": amap.base}
     if info:
         meta["info"] = json.dumps(dict(info), sort_keys=True, default=str)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)

@@ -94,7 +94,8 @@ class _ProgressWatcher(threading.Thread):
         self.progress.update(sum(self.seen.values()), extra, force=force)
 
     def run(self) -> None:
-        while not self.stop.wait(1.0):
+        poll = 0.1 if self.kill_after >= 0 else 1.0  # the fault knob must fire mid-write
+        while not self.stop.wait(poll):
             self.scan()
             if 0 <= self.kill_after <= len(self.seen):
                 _simulate_driver_crash(self.dir.parent)

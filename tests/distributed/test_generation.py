@@ -99,7 +99,7 @@ def test_actor_killed_mid_run_loses_nothing(tmp_path, ray_local):
 
 def test_driver_killed_mid_write_then_rerun(tmp_path):
     out = tmp_path / "driver"
-    args = [f"output_dir={out}", "generate.num_samples=32", "generate.resolution=64", "generate.batch_size=4",
+    args = [f"output_dir={out}", "generate.num_samples=64", "generate.resolution=64", "generate.batch_size=4",
             "generate.samples_per_shard=4", "ray.actors_min=1", "ray.actors_max=1", "ray.num_cpus=2"]
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "sfray.cli", "generate", str(QUICKSTART), *args]
@@ -115,13 +115,13 @@ def test_driver_killed_mid_write_then_rerun(tmp_path):
             except ProcessLookupError:
                 pass
     logged = sum(json.loads(p.read_text())["num_samples"] for p in (out / "receipts").glob("*.json"))
-    assert 8 <= logged < 32, "at least two shards were logged, and the crash came before the end"
+    assert 8 <= logged < 64, "at least two shards were logged, and the crash came before the end"
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert_complete(out, 32)
+    assert_complete(out, 64)
     # shards finished before the kill were recovered from their receipts, not regenerated
     made = int(re.search(r"generated (\d+) this run", proc.stdout).group(1))
-    assert made == 32 - logged
+    assert made == 64 - logged
     assert np.all(np.diff(Manifest.load(out).committed_ids()) == 1)
 
 
