@@ -85,6 +85,7 @@ def run_align(cfg: AlignJobConfig, stream: TextIO | None = sys.stderr,
               on_iteration: Callable[[int, dict[str, Any]], None] | None = None) -> AlignResult:
     """Fit, evaluate and write the alignment map of ``cfg`` (see the module docstring)."""
     from sfray.generators.factory import build_generator
+    from sfray.annotate.contour import CameraContour
     from sfray.head import build_head
     from sfray.sampling import make_specs
 
@@ -121,6 +122,15 @@ def run_align(cfg: AlignJobConfig, stream: TextIO | None = sys.stderr,
             return truth
         return None
 
+    contour = CameraContour(head) if cfg.annotate.contour == "camera" else None
+
+    def contour_landmarks(out: Any) -> torch.Tensor | None:
+        """The landmarks the annotator will project (its contour choice), for the landmark term."""
+        if contour is None:
+            return None
+        return contour.apply(out.head_vertices, out.head_landmarks, out.mesh_to_world.to(torch.float64),
+                             out.camera)
+
     # 1. fitting samples
     fit_ids = np.arange(a.num_samples, dtype=np.int64)
     parts: list[FitBatch] = []
@@ -128,7 +138,8 @@ def run_align(cfg: AlignJobConfig, stream: TextIO | None = sys.stderr,
         for ids in _batches(fit_ids, cfg.generate.batch_size):
             out = generator.generate(specs_for(ids))
             parts.append(observe(out, faces, a.resolution, max_points=a.max_points,
-                                 landmark_target=targets(out), seed=int(ids[0])))
+                                 landmark_target=targets(out), seed=int(ids[0]),
+                                 head_landmarks=contour_landmarks(out)))
             log(f"align: generated {int(ids[-1]) + 1}/{a.num_samples} fitting samples")
     batch = FitBatch.concat(parts)
 

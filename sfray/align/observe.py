@@ -185,18 +185,21 @@ def density_surface_points(out: GeneratorOutput, i: int, max_points: int,
 
 
 def observe(out: GeneratorOutput, faces: Tensor, resolution: int, *, max_points: int = 1500,
-            landmark_target: Tensor | None = None, seed: int = 0) -> FitBatch:
+            landmark_target: Tensor | None = None, seed: int = 0,
+            head_landmarks: Tensor | None = None) -> FitBatch:
     """Build the :class:`FitBatch` of a generator batch at ``resolution``.
 
     ``landmark_target`` (B, 68, 2) are pixels at the *generator's* resolution (detector output or
     ground truth), NaN where unknown; they are rescaled to ``resolution`` here.
+    ``head_landmarks`` (B, 68, 3) replaces ``out.head_landmarks`` (e.g. the annotator's
+    camera-following contour, so the fit compares the points the annotation will contain).
     """
     r = int(resolution)
     f64 = torch.float64
     rng = torch.Generator().manual_seed(int(seed))
     m2w = out.mesh_to_world.to(f64)
     mesh = transform_points(m2w, out.head_vertices.to(f64))
-    lms = transform_points(m2w, out.head_landmarks.to(f64))
+    lms = transform_points(m2w, (out.head_landmarks if head_landmarks is None else head_landmarks).to(f64))
     c2w, k_norm = camera_label_to_matrices(out.camera.to(f64))
     k = k_norm.clone()
     k[:, :2] *= r

@@ -5,10 +5,15 @@ to the generator's world with the generator's own ``mesh_to_world`` followed by 
 :class:`AlignmentMap` (identity unless ``annotate.alignment_map`` is set), and projects it with the
 rendering camera (``sfray.geometry.camera``), then rasterizes it once with sfray's rasterizer:
 
-* ``landmarks_2d`` (B, 68, 2) pixels and ``landmarks_3d`` (B, 68, 3) camera space come from
-  ``head_landmarks``: the 68 iBUG points with the *dynamic* contour (17 jaw points chosen by the
-  head's own rotation, FLAME's convention), the points 2D benchmarks mean. ``landmarks_3d`` is the
-  unprojected partner of the 2D points, so ``project(landmarks_3d) == landmarks_2d``.
+* ``landmarks_2d`` (B, 68, 2) pixels and ``landmarks_3d`` (B, 68, 3) camera space are the 68 iBUG
+  points with the *dynamic* contour, the points 2D benchmarks mean. ``annotate.contour`` picks the
+  17 jaw points: ``camera`` (default) re-evaluates them on ``head_vertices`` from the dynamic-table
+  row of the yaw this sample's camera sees (head pose + camera azimuth, ``sfray.annotate.contour``),
+  so a camera turned round the head moves the far-side jaw points onto the visible outline;
+  ``head`` keeps ``head_landmarks`` as the head model chose them from its own rotation (FLAME's
+  convention, blind to the camera). The 51 static points are ``head_landmarks[:, 17:]`` either way.
+  ``landmarks_3d`` is the unprojected partner of the 2D points, so ``project(landmarks_3d) ==
+  landmarks_2d``.
 * ``landmarks_3d_fixed`` / ``landmarks_2d_fixed`` come from ``head_landmarks_fixed``: the 68
   points at fixed mesh locations (DECA's "full" embedding), which is what 3D landmark users want
   (a contour that does not slide with the pose). ``landmarks_world`` is the dynamic set in world.
@@ -30,6 +35,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from sfray.annotate.contour import CameraContour
+
+#: ``GeneratorOutput.extras`` key of the release's head -> world transform (Next3D reports it).
+SYNTHFORGE_BASE_KEY = "mesh_to_world_synthforge"
 from sfray.annotate.transform import AlignmentMap, transform_points
 from sfray.annotate.uv_segmentation import fill_unlabelled, lookup_labels
 from sfray.annotate.visibility import landmark_visibility
@@ -73,6 +82,9 @@ class Annotator:
     def __init__(self, head: HeadModel, resolution: int, cfg: AnnotateConfig | None = None,
                  alignment: AlignmentMap | None = None):
         self.cfg = cfg if cfg is not None else AnnotateConfig()
+        if self.cfg.contour not in ("camera", "head"):
+            raise ConfigError(f"bad value for config key 'annotate.contour': '{self.cfg.contour}' "
+                              "is not camera | head")
         self.resolution = int(resolution)
         if alignment is None and self.cfg.alignment_map:
             from sfray.annotate.alignment import load_alignment_map
@@ -85,6 +97,7 @@ class Annotator:
         uv_faces = torch.as_tensor(_as_numpy(head.uv_faces), dtype=torch.int64)
         self.face_uv = uv[uv_faces]  # (F, 3, 2) per-face-corner UVs (seams have distinct corners)
         self.label_map = torch.as_tensor(fill_unlabelled(_as_numpy(head.uv_label_map)))  # (H, W) uint8
+        self.contour = CameraContour(head) if self.cfg.contour == "camera" else None
         self._device: torch.device | None = None
 
     def _to(self, device: torch.device) -> None:
@@ -95,8 +108,26 @@ class Annotator:
             self._device = device
 
     def world_transform(self, out: GeneratorOutput) -> torch.Tensor:
-        """(B, 4, 4) head space -> aligned world: ``alignment @ out.mesh_to_world`` (float64)."""
-        return self.alignment.compose(out.mesh_to_world.to(torch.float64))
+        """(B, 4, 4) head space -> aligned world: ``alignment @ out.mesh_to_world`` (float64).
+
+        A map fitted on the SynthForge release's transform (the authors' ``fixMapMLP01.pth``,
+        ``base="synthforge"``) composes with the generator's ``extras["mesh_to_world_synthforge"]``
+        when it reports one (Next3D does), since that is what the map corrects.
+        """
+        base = out.mesh_to_world
+        if getattr(self.alignment, "base", "generator") == "synthforge":
+            base = out.extras.get(SYNTHFORGE_BASE_KEY, base)
+        return self.alignment.compose(base.to(torch.float64))
+
+    def dynamic_landmarks(self, out: GeneratorOutput, m: torch.Tensor) -> torch.Tensor:
+        """(B, 68, 3) head-space landmarks with the contour chosen per ``annotate.contour``.
+
+        ``m`` (B, 4, 4) is the head -> (aligned) world transform; its inverse takes the camera
+        centre into head-model space for the ``camera`` choice.
+        """
+        if self.contour is None:
+            return out.head_landmarks
+        return self.contour.apply(out.head_vertices, out.head_landmarks, m, out.camera)
 
     def project(self, points_head: torch.Tensor, m: torch.Tensor, camera: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -121,7 +152,7 @@ class Annotator:
                               f"returned {tuple(out.image.shape[-2:])} images; build both from one config")
         m = self.world_transform(out)
         _, _, v_screen = self.project(out.head_vertices, m, out.camera)
-        lm_world, lm_cam, lm_screen = self.project(out.head_landmarks, m, out.camera)
+        lm_world, lm_cam, lm_screen = self.project(self.dynamic_landmarks(out, m), m, out.camera)
         _, lf_cam, lf_screen = self.project(out.head_landmarks_fixed, m, out.camera)
 
         frags = self.rasterize(v_screen.to(torch.float32), self.faces, (res, res), perspective_correct=True)

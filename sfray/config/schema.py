@@ -176,9 +176,14 @@ class AnnotateConfig:
     alignment_map: Optional[str] = None  # fixMapMLP01.pth or sfray .safetensors; identity if unset
     visibility_tolerance: float = 0.01  # world units of z-buffer slack for landmark visibility
     refine: RefineConfig = field(default_factory=RefineConfig)  # per-sample refinement (issue 11)
+    # jaw contour row: camera = from the head yaw as this sample's camera sees it (head pose + camera
+    # azimuth); head = the head model's own choice from its joint rotation (FLAME's convention)
+    contour: str = "camera"  # camera | head
 
     def validate(self) -> None:
         _check(self.raster_backend in ("torch", "pytorch3d"), "annotate.raster_backend", "torch | pytorch3d")
+        _check(self.contour in ("camera", "head"), "annotate.contour",
+               f"'{self.contour}' is not camera | head")
         _check(self.visibility_tolerance >= 0, "annotate.visibility_tolerance", "must be >= 0")
         self.refine.validate()
 

@@ -183,3 +183,30 @@ def test_identity_by_default_and_apply_composes():
     b = AlignmentMap(similarity_matrix([0, 2, 0, 0, -0.1, 0, 0.9]))
     assert torch.allclose(a.then(b).apply(x), b.apply(a.apply(x)))
     assert torch.allclose(a.inverse().apply(a.apply(x)), x, atol=1e-12)
+
+
+def test_authors_map_composes_with_the_release_transform(tmp_path):
+    """fixMapMLP01.pth was fitted on the release's annotation transform, not on Next3D's own
+    geometry: the annotator must compose it with extras['mesh_to_world_synthforge']."""
+    from types import SimpleNamespace
+
+    from sfray.annotate.annotator import SYNTHFORGE_BASE_KEY, Annotator
+    from sfray.annotate.alignment import load_alignment_map, save_alignment_map
+
+    path = tmp_path / "fixMapMLP01.pth"
+    torch.save(_mlp(3).state_dict(), path)
+    authors = load_alignment_map(path)
+    assert authors.base == "synthforge"
+    ours = tmp_path / "ours.safetensors"
+    save_alignment_map(authors, ours)
+    assert load_alignment_map(ours).base == "synthforge", "the base survives sfray's own format"
+
+    network = torch.eye(4).unsqueeze(0)
+    release = torch.eye(4).unsqueeze(0).clone()
+    release[0, 1, 3] = -0.05  # the release sits 0.05 world units lower than the network
+    out = SimpleNamespace(mesh_to_world=network, extras={SYNTHFORGE_BASE_KEY: release})
+    fake = SimpleNamespace(alignment=authors)
+    got = Annotator.world_transform(fake, out)
+    assert torch.allclose(got[0], authors.matrix @ release[0].double())
+    fake.alignment = AlignmentMap.identity()  # a map fitted by `sfray align` uses the generator's own
+    assert torch.allclose(Annotator.world_transform(fake, out)[0], network[0].double())

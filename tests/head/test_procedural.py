@@ -212,6 +212,30 @@ def test_landmarks_in_anatomical_order(head: HeadModel):
     assert img[62, 1] <= img[66, 1] + 1e-9  # closed lips: the inner points meet
 
 
+def test_adult_proportions_with_the_eyes_in_flames_frame(head: HeadModel):
+    """Eye line -> mouth ~7 cm and eye line -> chin ~12 cm (typical adult), eyes near y = 0.03."""
+    _, lmk, _, _ = run(head)
+    eye = lmk[36:48, 1].mean()
+    assert 0.025 < eye < 0.035
+    assert 0.065 < eye - lmk[48:68, 1].mean() < 0.075
+    assert 0.115 < eye - lmk[8, 1] < 0.125
+    assert 0.042 < eye - lmk[33, 1] < 0.052  # subnasale: the nose is not stretched either
+
+
+def test_proportion_warp_is_smooth_monotone_and_keeps_eyes_and_neck_cut():
+    from sfray.head.procedural import proportions as P
+
+    y = np.linspace(A.NECK_CUT_Y + 1e-6, 0.13, 4001)
+    w = P.warp_y(y)
+    assert np.all(np.diff(w) > 0)  # no fold
+    assert P.warp_y(np.array([A.NECK_CUT_Y]))[0] == A.NECK_CUT_Y
+    above = y >= A.EYE_CENTRE[1] - A.EYE_RADIUS
+    np.testing.assert_array_equal(w[above], y[above])  # eyes, lids, brows untouched
+    slope = P.warp_slope(y)
+    np.testing.assert_allclose(np.gradient(w, y)[1:-1], slope[1:-1], atol=0.02)  # the Jacobian used for bases
+    assert np.abs(np.diff(slope)).max() < 0.01  # a smooth profile, no kinks
+
+
 def test_landmarks_mirror_with_the_ibug_table(head: HeadModel):
     _, lmk, fixed, _ = run(head)
     for pts in (lmk, fixed):
@@ -238,6 +262,34 @@ def test_landmarks_sit_on_their_regions(assets: HeadAssets):
     assert all(on(k, "lower_lip") for k in (56, 57, 58, 65, 66, 67))
     assert sum(on(k, "left_eyebrow") for k in range(22, 27)) >= 4
     assert sum(on(k, "right_eyebrow") for k in range(17, 22)) >= 4
+
+
+def _uv_labels_around(assets: HeadAssets, k: int, radius: float) -> set[str]:
+    """Label-map regions of the skin within ``radius`` metres of landmark ``k`` on the template."""
+    lm = assets.landmarks
+    v, f = assets.v_template, assets.faces
+    p = np.einsum("kc,k->c", v[f[lm.full_faces[k]]], lm.full_bary[k])
+    faces = np.flatnonzero((np.linalg.norm(v[f] - p, axis=2) < radius + 0.01).any(axis=1))
+    t = np.linspace(0.0, 1.0, 11)
+    a, b = np.meshgrid(t, t)
+    bary = np.stack([a.ravel(), b.ravel(), 1.0 - a.ravel() - b.ravel()], axis=1)
+    bary = bary[bary[:, 2] >= 0]  # samples over each triangle
+    pts = np.einsum("sk,fkc->fsc", bary, v[f[faces]])
+    uv = np.einsum("sk,fkc->fsc", bary, assets.uv_coords[assets.uv_faces[faces]])
+    close = np.linalg.norm(pts - p, axis=2) < radius
+    h, w = assets.uv_label_map.shape
+    uv = uv[close]
+    labels = assets.uv_label_map[np.clip(((1 - uv[:, 1]) * h).astype(int), 0, h - 1),
+                                 np.clip((uv[:, 0] * w).astype(int), 0, w - 1)]
+    return {SEG_NAMES[i] for i in np.unique(labels)}
+
+
+def test_subnasale_and_brow_tails_sit_well_inside_their_labels(assets: HeadAssets):
+    """33 and the outer brow points are not on the edge of their regions, so they keep their label
+    in every view (the annotation tests check the rendered pixels)."""
+    assert _uv_labels_around(assets, 33, 0.0025) == {"nose"}
+    assert _uv_labels_around(assets, 17, 0.0028) == {"right_eyebrow"}
+    assert _uv_labels_around(assets, 26, 0.0028) == {"left_eyebrow"}
 
 
 def test_dynamic_contour_follows_head_yaw(assets: HeadAssets, head: HeadModel):

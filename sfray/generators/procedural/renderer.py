@@ -16,7 +16,8 @@ the similarity ``p -> s R p + t`` applied in world space about the world origin,
 ``head_to_world``; ``mesh_to_world`` still reports the plain transform. That is precisely the
 residual an alignment process must remove (the map that fixes it is the similarity itself).
 ``extras`` carries the ground truth: ``render_to_world`` (B, 4, 4) and ``landmarks_2d_rendered``
-(B, 68, 2), the landmarks as they appear in the image.
+(B, 68, 2), the landmarks as they appear in the image (jaw contour picked for the render camera,
+as the default ``annotate.contour=camera`` picks it: ``sfray.annotate.contour``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sfray.annotate.contour import CameraContour
 from sfray.annotate.transform import head_to_world_matrix, similarity_matrix, transform_points
 from sfray.annotate.uv_segmentation import face_labels, uv_to_grid
 from sfray.config.schema import GeneratorConfig
@@ -97,6 +99,7 @@ class ProceduralGenerator:
         self.eye_dir_all = torch.cat([self.eyes.direction, torch.zeros_like(self.eyes.direction)])
         self.painter = TexturePainter(label_map, texture_size)
         self.gloss = _gloss_table()
+        self.contour = CameraContour(head)  # ground-truth jaw contour as the render camera sees it
         self._moved_to: torch.device | None = None
 
     def _rest_vertices(self) -> torch.Tensor:
@@ -161,7 +164,8 @@ class ProceduralGenerator:
             image[i] = color[i] + (1.0 - cover_d[i]) * bg.to(self.device) + grain.to(self.device)
         image_u8 = (image.clamp(0.0, 1.0) * 255.0 + 0.5).floor().to(torch.uint8)
 
-        lm_cam = world_to_camera(transform_points(render_to_world, head_out.landmarks.double()), c2w)
+        truth = self.contour.apply(head_out.vertices, head_out.landmarks, render_to_world, specs.camera)
+        lm_cam = world_to_camera(transform_points(render_to_world, truth.double()), c2w)
         lm_pix = to_screen_perspective(lm_cam, k, res)[..., :2].float()
         return GeneratorOutput(
             image=image_u8, depth=depth.float(), mask=cover_d[:, 0].float(),

@@ -8,7 +8,8 @@ numpy/scipy: the template comes from fixed design numbers (:mod:`.anatomy`); ``s
 the smooth random identity directions that follow the named ones.
 
 Modules: :mod:`.surface` (the skin as a radial function), :mod:`.grid` (vertex sampling),
-:mod:`.parts` (eyeballs, ears), :mod:`.mesh` (topology and UVs), :mod:`.skinning` (joints,
+:mod:`.parts` (eyeballs, ears), :mod:`.mesh` (topology and UVs), :mod:`.proportions` (the
+vertical warp from design space to the final template), :mod:`.skinning` (joints,
 weights, pose correctives), :mod:`.bases` (blendshapes), :mod:`.labels` (label map, regions),
 :mod:`.landmarks` (iBUG-68 embedding).
 """
@@ -19,12 +20,12 @@ import numpy as np
 
 from sfray.conventions import JOINT_NAMES
 from sfray.head.assets import HeadAssets
-from sfray.head.procedural import bases, labels, landmarks, skinning
+from sfray.head.procedural import bases, labels, landmarks, proportions, skinning
 from sfray.head.procedural.grid import build_grid
 from sfray.head.procedural.mesh import build_mesh
 
 #: Bumped whenever the generated assets change, so datasets can record which head drew them.
-PROCEDURAL_HEAD_VERSION = "procedural-head-v1"
+PROCEDURAL_HEAD_VERSION = "procedural-head-v2"
 #: Smooth random identity directions appended after the named ones.
 N_RANDOM_SHAPE = 9
 
@@ -32,13 +33,20 @@ __all__ = ["PROCEDURAL_HEAD_VERSION", "build_procedural_assets"]
 
 
 def build_procedural_assets(seed: int = 0) -> HeadAssets:
-    """Build the procedural head's assets (about a second; bitwise identical for the same seed)."""
-    mesh = build_mesh(build_grid())
-    weights = skinning.skinning_weights(mesh)
+    """Build the procedural head's assets (about a second; bitwise identical for the same seed).
+
+    Weights, bases, labels and the static landmarks are built on the design-space mesh; the
+    proportion warp then maps positions and displacement fields to the final template, on which
+    the contour landmarks (silhouettes, so geometry-dependent) are found.
+    """
+    design = build_mesh(build_grid())
+    mesh = proportions.warp_mesh(design)
+    weights = skinning.skinning_weights(design)
     jaw = weights[:, skinning.JAW]
-    shape_names, shapedirs = bases.shape_basis(mesh, jaw, N_RANDOM_SHAPE, seed)
-    expr_names, exprdirs = bases.expression_basis(mesh, jaw)
-    vertex_labels = labels.vertex_labels(mesh)
+    shape_names, shapedirs = bases.shape_basis(design, jaw, N_RANDOM_SHAPE, seed)
+    expr_names, exprdirs = bases.expression_basis(design, jaw)
+    vertex_labels = labels.vertex_labels(design)
+    warp = lambda d: proportions.warp_directions(design.vertices, d)  # noqa: E731
     source = (f"{PROCEDURAL_HEAD_VERSION} (sfray.head.procedural, seed={seed}): {mesh.vertices.shape[0]} vertices, "
               f"{len(shape_names)} shape [{', '.join(shape_names[:4])}, ...], "
               f"{len(expr_names)} expression [{', '.join(expr_names[:4])}, ...]")
@@ -47,16 +55,16 @@ def build_procedural_assets(seed: int = 0) -> HeadAssets:
         source=source,
         v_template=mesh.vertices.astype(np.float64),
         faces=mesh.faces.astype(np.int64),
-        shapedirs=shapedirs,
-        exprdirs=exprdirs,
-        posedirs=skinning.pose_correctives(mesh, weights),
-        j_regressor=skinning.joint_regressor(mesh),
+        shapedirs=warp(shapedirs),
+        exprdirs=warp(exprdirs),
+        posedirs=warp(skinning.pose_correctives(design, weights)),
+        j_regressor=skinning.joint_regressor(design),
         parents=skinning.PARENTS.copy(),
         lbs_weights=weights,
-        landmarks=landmarks.build_embedding(mesh),
+        landmarks=landmarks.build_embedding(design, mesh, vertex_labels),
         uv_coords=mesh.uv_coords.astype(np.float64),
         uv_faces=mesh.uv_faces.astype(np.int64),
-        uv_label_map=labels.build_label_map(mesh),
+        uv_label_map=labels.build_label_map(design),
         vertex_regions=labels.vertex_regions(vertex_labels),
         joint_names=tuple(JOINT_NAMES),
     )

@@ -36,6 +36,21 @@ POUCH_RINGS: Final = 8
 POUCH_DEPTH: Final = 0.036
 POUCH_HEIGHT: Final = 0.024
 
+# --- proportions (see proportions.py) -----------------------------------------------------------
+#: Local vertical scale of the proportion warp at design heights, top-down (knots blended by
+#: smoothsteps): 1 above the lower lids and the eyeballs, the nose and upper lip shortened most,
+#: then the chin. With these, eye line -> mouth is ~7 cm and eye line -> chin ~12 cm (design: 8.2
+#: and 13.6), typical adult proportions.
+PROPORTION_SCALES: Final = np.array([
+    [0.018, 1.00],
+    [0.009, 0.825],
+    [-0.044, 0.825],
+    [-0.060, 0.925],
+    [-0.112, 0.925],
+])
+#: Design heights between which the neck is stretched to keep the neck cut in place.
+NECK_STRETCH_Y: Final = (-0.126, -0.178)
+
 # --- eyes -------------------------------------------------------------------------------------
 EYE_CENTRE: Final = np.array([0.0300, 0.031, 0.029])
 EYE_RADIUS: Final = 0.0125

@@ -57,7 +57,9 @@ def classify(p: np.ndarray, theta: np.ndarray, phi: np.ndarray, lower_side: np.n
     put((y < jaw_line) & ~behind_ear, "neck")
     put((y < -0.045) & (z < -0.045) & (y < jaw_line + 0.01), "neck_back")
     hairline = 0.100 - 6.0 * ax ** 2
-    temple = 0.012 + 0.038 * S.smoothstep(-0.035, 0.012, z)  # the face's upper edge recedes at the temples
+    # the face's upper edge recedes at the temples; in front of the ear it reaches eye height, so
+    # the upper jaw-contour points (iBUG 0, 16) sit on the face, not the sideburn
+    temple = 0.012 + 0.038 * S.smoothstep(-0.045, 0.002, z)
     face = (z > -0.035) & (y >= jaw_line) & (y < temple)
     put(face, "face")
     brow = brow_line(ax)
@@ -67,10 +69,13 @@ def classify(p: np.ndarray, theta: np.ndarray, phi: np.ndarray, lower_side: np.n
     put(front & (_ellipse(ax, y, ex, ey - 0.002, 0.027, 0.020) | ((ax < 0.014) & (y > 0.030) & (y < brow + 0.003))),
         "eye_region")
     put_lr(front & _ellipse(ax, y, ex, ey, 0.0195, 0.0125), "eye_region")
-    thick = 0.0040 - 0.0015 * S.smoothstep(0.03, 0.056, ax)
-    put_lr(front & (np.abs(y - brow) < thick) & (ax > 0.012) & (ax < 0.057), "eyebrow")
-    # the nose: where it stands off the face, plus the nostril sill down to the subnasale
-    sill = (ax < 0.018) & (y > -0.0245 + 0.005 * (ax / 0.018) ** 2) & (y < -0.005)
+    # the brow tapers towards its tail but keeps ~3 mm each side of its line out to the temple, so
+    # the outer brow landmarks (17, 26) stay on it in steep views
+    thick = 0.0042 - 0.0011 * S.smoothstep(0.03, 0.056, ax)
+    put_lr(front & (np.abs(y - brow) < thick) & (ax > 0.012) & (ax < 0.060), "eyebrow")
+    # the nose: where it stands off the face, plus the nostril sill and the columella base down to
+    # ~3.5 mm below the subnasale (iBUG 33), so that point lies on the nose from any view
+    sill = (ax < 0.018) & (y > -0.0265 + 0.007 * (ax / 0.018) ** 2) & (y < -0.005)
     put(front & (((S.nose_height(x, y) > 0.0016) & (y < 0.036)) | sill) & (y > -0.030), "nose")
     # lips: between the vermilion borders of the lip model (see surface.lip_height)
     phi_c = S.mouth_corner_phi()

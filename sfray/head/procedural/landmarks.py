@@ -6,23 +6,37 @@
   the inner-lip points lie on the slit edges, upper points on upper-lip faces and lower points on
   lower-lip faces, so opening the jaw separates them.
 * Contour points (iBUG 0..16) are occluding-contour points: along a fixed path of skin vertices
-  per point (rows across the cheeks, columns down the jaw) the point is where the surface turns
-  away from the viewer. Each row of the dynamic table recomputes the points of the side turned
-  away from the camera for that head yaw; the other side keeps the frontal jaw line, as annotators
-  do.
+  per point, aimed from the face centre at where annotators put that point on a frontal face
+  (cheek edge level with the eyes down to the chin), the point is where the surface turns away
+  from an eye at sfray's camera distance (the outline a real camera sees, in front of the
+  orthographic one). Where the lower jaw runs into the neck without such a fold (seen from the
+  front) the point is the jaw line, the face / neck border. Each row of the dynamic table
+  recomputes the points of the side turned away from the camera for that head yaw; the other
+  side keeps the frontal points, as annotators do.
+
+The static points are placed on the design-space mesh (frontal drops survive the vertical
+proportion warp); the contour is found on the final (warped) template, since it depends on the
+final surface normals.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from sfray.conventions import DYNAMIC_CONTOUR_MAX_DEG, NUM_CONTOUR_LANDMARKS, SEG_ID
+from sfray.conventions import (
+    DEFAULT_CAMERA_RADIUS, DYNAMIC_CONTOUR_MAX_DEG, NUM_CONTOUR_LANDMARKS, ORTH_SCALE, SEG_ID,
+)
 from sfray.head.assets import LandmarkEmbedding
 from sfray.head.procedural import anatomy as A
 from sfray.head.procedural import surface as S
-from sfray.head.procedural.labels import brow_line, vertex_labels
+from sfray.head.procedural.labels import brow_line
 from sfray.head.procedural.mesh import SKIN, ProceduralMesh
 
+#: Distance (head-model metres) of the eye the contours are seen from: sfray's default camera
+#: radius (generator world) in head units. Contours are silhouettes seen from a real camera, which
+#: sit in front of the orthographic ones (a camera a metre away sees the cheek edge, not the
+#: widest point of the head behind it).
+_EYE_DISTANCE = DEFAULT_CAMERA_RADIUS / (ORTH_SCALE / 2.0)
 #: Outward offset (metres) of eye-margin targets, so the frontal ray lands on the lid, not behind it.
 _LID_OFFSET = 0.0005
 
@@ -146,7 +160,7 @@ def static_embedding(mesh: ProceduralMesh) -> tuple[np.ndarray, np.ndarray]:
     """Faces (51,) and barycentrics (51, 3) of iBUG points 17..67."""
     targets: list[tuple[float, float]] = []
     # brows 17-21 (subject's right, outer -> inner), 22-26 (left, inner -> outer)
-    brow_x = np.array([0.054, 0.045, 0.036, 0.026, 0.016])
+    brow_x = np.array([0.052, 0.044, 0.035, 0.026, 0.016])
     brow_y = brow_line(brow_x)
     targets += [(-x, y) for x, y in zip(brow_x, brow_y)]
     targets += [(x, y) for x, y in zip(brow_x[::-1], brow_y[::-1])]
@@ -216,9 +230,13 @@ def _slit_point(mesh: ProceduralMesh, edges: dict, phi: float, upper: bool) -> t
 #: they start on, which keeps them clear of the nose and the lips.
 _CONTOUR_CENTRE = np.array([0.0, -0.015])
 _CONTOUR_START = np.array([0.030, 0.065])
-#: Frontal direction of contour point 0 (degrees; 180 points to the subject's right, 270 down);
-#: points 1..8 fan evenly to straight down, 9..16 mirror them.
-_CONTOUR_FIRST_DEG = 160.0
+#: Where points 0..8 sit on a typical annotated frontal face (rounded from a mean iBUG-68 shape):
+#: x as a fraction of the face's half-width (towards the subject's right), y as a fraction of the
+#: way from the eye line down to the chin. Point 0 is a little below the eye line (in front of the
+#: ear, below the sideburn), 4 near the jaw angle a little below the mouth corners, 8 the chin;
+#: 9..16 mirror 7..0.
+_CONTOUR_TARGET_X = np.array([1.00, 0.99, 0.96, 0.905, 0.80, 0.645, 0.455, 0.24, 0.0])
+_CONTOUR_TARGET_Y = np.array([0.10, 0.225, 0.37, 0.515, 0.66, 0.795, 0.91, 0.975, 1.0])
 #: How far (frontal metres, plus 0.6 step lengths) a path may stray from its line; where the skin
 #: runs parallel to the view (the flat side of the head) the path ends instead of wandering along it.
 _PATH_TOLERANCE = 0.004
@@ -266,36 +284,63 @@ def _walk(mesh: ProceduralMesh, edges: dict, direction: np.ndarray, max_steps: i
     return mesh.grid_ids[rows, cols]
 
 
-def contour_paths(mesh: ProceduralMesh, edges: dict) -> list[np.ndarray]:
+def contour_targets(mesh: ProceduralMesh, face: np.ndarray) -> np.ndarray:
+    """(17, 2) frontal (x, y) aims of the contour paths from this template's own frame.
+
+    The face's half-width is the widest ``face`` vertex, its height runs from the eye line to the
+    lowest ``face`` vertex on the midline (the chin); ``face`` (V,) bool marks face vertices.
+    """
+    v = mesh.vertices[face]
+    half_width = float(np.abs(v[:, 0]).max())
+    chin = float(v[np.abs(v[:, 0]) < 0.004, 1].min())
+    eye = float(A.EYE_CENTRE[1])
+    right = np.stack([-half_width * _CONTOUR_TARGET_X, eye - (eye - chin) * _CONTOUR_TARGET_Y], axis=1)
+    left = right[:8][::-1] * np.array([-1.0, 1.0])
+    return np.concatenate([right, left])
+
+
+def contour_paths(mesh: ProceduralMesh, edges: dict, labels: np.ndarray) -> list[tuple[np.ndarray, bool]]:
     """17 vertex paths, each walked from inside the face outwards; iBUG order 0..16.
 
-    Paths end before the first neck vertex (label map regions), so the jaw line is looked for on
-    the face and never on the throat.
+    Paths start on the first ``face`` vertex (never on the lips, which stand out of the face and
+    form the outline of a steep view near the mouth) and end at the first neck vertex (label map
+    regions), so the jaw line is looked for on the face and never on the throat. Each path comes
+    with a flag: True when its last edge crosses from the face onto the neck (the jaw line).
     """
-    step = (270.0 - _CONTOUR_FIRST_DEG) / 8.0
-    neck = np.isin(vertex_labels(mesh), [SEG_ID["neck"], SEG_ID["neck_back"]])
+    neck = np.isin(labels, [SEG_ID["neck"], SEG_ID["neck_back"]])
+    face = labels == SEG_ID["face"]
     paths = []
-    for k in range(NUM_CONTOUR_LANDMARKS):
-        deg = _CONTOUR_FIRST_DEG + step * k if k <= 8 else 180.0 - (_CONTOUR_FIRST_DEG + step * (16 - k))
-        a = np.deg2rad(deg)
-        path = _walk(mesh, edges, np.array([np.cos(a), np.sin(a)]))
+    for target in contour_targets(mesh, face):
+        direction = target - _CONTOUR_CENTRE
+        path = _walk(mesh, edges, direction / np.linalg.norm(direction))
+        first = int(np.argmax(face[path])) if face[path].any() else 0
+        path = path[min(first, len(path) - 2):]
         stop = np.flatnonzero(neck[path])
-        paths.append(path[: max(int(stop[0]), 2)] if stop.size else path)
+        if stop.size and stop[0] >= 1:
+            paths.append((path[: int(stop[0]) + 1], True))
+        else:
+            paths.append((path[: max(int(stop[0]), 2)] if stop.size else path, False))
     return paths
 
 
-def _crossing(mesh: ProceduralMesh, normals: np.ndarray, edges: dict, path: np.ndarray,
-              view: np.ndarray) -> tuple[int, np.ndarray]:
-    """Where the skin along ``path`` turns away from ``view``.
+def _crossing(mesh: ProceduralMesh, normals: np.ndarray, edges: dict, path: np.ndarray, eye: np.ndarray,
+              jaw_line: bool) -> tuple[int, np.ndarray]:
+    """Where the skin along ``path`` turns away from the eye at ``eye`` (head-model metres).
 
-    The first point with ``n . view = 0`` (interpolated on the path edge) if the path reaches
-    one; otherwise the most turned-away vertex before the surface turns back towards the viewer
-    (under the chin the skin slopes down to the throat without facing away outright).
+    The first point with ``n . (eye - p) = 0`` (interpolated on the path edge) if the path reaches
+    one: the outline a camera there sees. Where the face ends on the neck without such a fold
+    (``jaw_line``: the jaw seen from the front runs into a neck as wide as itself) the point is the
+    jaw line, the face / neck border in the middle of the path's last edge, where an annotator
+    follows the jaw bone. Otherwise the most turned-away vertex before the surface turns back
+    towards the viewer.
     """
-    d = normals[path] @ view
+    to_eye = eye - mesh.vertices[path]
+    d = np.sum(normals[path] * to_eye, axis=1) / np.linalg.norm(to_eye, axis=1)
     for i in range(len(path) - 1):
         if d[i] > 0.0 >= d[i + 1]:
             return _on_edge(mesh, edges, int(path[i]), int(path[i + 1]), float(d[i] / (d[i] - d[i + 1])))
+    if jaw_line:
+        return _on_edge(mesh, edges, int(path[-2]), int(path[-1]), 0.5)
     i = 0
     for k in range(1, len(path)):
         if d[k] < d[i]:
@@ -306,16 +351,19 @@ def _crossing(mesh: ProceduralMesh, normals: np.ndarray, edges: dict, path: np.n
     return _on_edge(mesh, edges, int(path[i]), int(path[j]), 0.0)
 
 
-def contour_embedding(mesh: ProceduralMesh) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Frontal contour (17,), (17, 3) and the dynamic table (79, 17), (79, 17, 3)."""
+def contour_embedding(mesh: ProceduralMesh, labels: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Frontal contour (17,), (17, 3) and the dynamic table (79, 17), (79, 17, 3) of the final
+    template ``mesh``; ``labels`` (V,) are its vertex SEG ids."""
     normals = vertex_normals(mesh)
     edges = _edge_face(mesh)
-    paths = contour_paths(mesh, edges)
+    paths = contour_paths(mesh, edges, labels)
 
     def contour(yaw_deg: float) -> list[tuple[int, np.ndarray]]:
         a = np.deg2rad(yaw_deg)
-        view = np.array([-np.sin(a), 0.0, np.cos(a)])  # towards the camera, in head coordinates
-        return [_crossing(mesh, normals, edges, p, view) for p in paths]
+        # the eye on a circle round the head-model origin, as sfray.annotate.contour measures it
+        eye = _EYE_DISTANCE * np.array([-np.sin(a), 0.0, np.cos(a)])
+        return [_crossing(mesh, normals, edges, p, eye, on_neck) for p, on_neck in paths]
 
     frontal = contour(0.0)
     n_rows = 2 * DYNAMIC_CONTOUR_MAX_DEG + 1
@@ -332,10 +380,15 @@ def contour_embedding(mesh: ProceduralMesh) -> tuple[np.ndarray, np.ndarray, np.
     return f0, b0, dyn_f, dyn_b
 
 
-def build_embedding(mesh: ProceduralMesh) -> LandmarkEmbedding:
-    """The full :class:`LandmarkEmbedding` (static 51, dynamic 79 x 17, fixed 68)."""
-    sf, sb = static_embedding(mesh)
-    cf, cb, df, db = contour_embedding(mesh)
+def build_embedding(design: ProceduralMesh, mesh: ProceduralMesh, labels: np.ndarray) -> LandmarkEmbedding:
+    """The full :class:`LandmarkEmbedding` (static 51, dynamic 79 x 17, fixed 68).
+
+    ``design`` is the design-space mesh the static targets are placed on (frontal drops survive
+    the vertical proportion warp), ``mesh`` the final template whose silhouettes give the contour,
+    ``labels`` (V,) the vertex SEG ids (same topology).
+    """
+    sf, sb = static_embedding(design)
+    cf, cb, df, db = contour_embedding(mesh, labels)
     return LandmarkEmbedding(
         static_faces=sf, static_bary=sb, dynamic_faces=df, dynamic_bary=db,
         full_faces=np.concatenate([cf, sf]), full_bary=np.concatenate([cb, sb]),
