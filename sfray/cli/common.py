@@ -1,11 +1,13 @@
-"""Helpers shared by subcommands: the CONFIG + overrides pattern and progress printing."""
+"""Helpers shared by subcommands: the CONFIG + overrides pattern (and progress, re-exported)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-import time
-from typing import Any, TypeVar
+from typing import TypeVar
+
+from sfray.progress import Progress
+
+__all__ = ["Progress", "add_config_args", "load_from_args"]
 
 T = TypeVar("T")
 
@@ -20,36 +22,3 @@ def load_from_args(schema: type[T], args: argparse.Namespace) -> T:
     from sfray.config import load_config
 
     return load_config(schema, args.config, args.overrides)
-
-
-class Progress:
-    """A single updating progress line on stderr: done/total, rate and ETA."""
-
-    def __init__(self, total: int, label: str, stream: Any = None, min_interval: float | None = None):
-        self.total, self.label = total, label
-        self.stream = stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.start = time.monotonic()
-        self.last = 0.0
-        self.last_done = -1
-        # a terminal gets an updating line; a log file a new line now and then
-        self.min_interval = min_interval if min_interval is not None else (0.5 if self.tty else 10.0)
-
-    def update(self, done: int, extra: str = "", force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and (now - self.last < self.min_interval or done == self.last_done) and done < self.total:
-            return
-        self.last, self.last_done = now, done
-        elapsed = max(now - self.start, 1e-9)
-        rate = done / elapsed
-        eta = (self.total - done) / rate if rate > 0 else float("inf")
-        eta_s = f"{eta:5.0f}s" if eta != float("inf") else "    ?"
-        line = f"{self.label}: {done}/{self.total} ({rate:.2f}/s, ETA {eta_s}){', ' + extra if extra else ''}"
-        self.stream.write(f"\r{line}\x1b[K" if self.tty else line + "\n")
-        self.stream.flush()
-
-    def close(self, extra: str = "") -> None:
-        self.update(self.total if self.total else 0, extra, force=True)
-        if self.tty:
-            self.stream.write("\n")
-        self.stream.flush()

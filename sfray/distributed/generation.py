@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sfray.cli.common import Progress
+from sfray.progress import Progress
 from sfray.config.schema import GenerateJobConfig
 
 
