@@ -56,7 +56,9 @@ def ray_pipeline(out: Path, args: argparse.Namespace) -> tuple[float, float]:
     from sfray.distributed.generation import run_generation
 
     cfg = _cfg(out, args)
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    from sfray.distributed.runtime import use_loopback
+
+    use_loopback()
     t0 = time.perf_counter()
     ray.init(num_cpus=max(os.cpu_count() or 2, args.actors), include_dashboard=False, log_to_driver=False)
     t1 = time.perf_counter()

@@ -126,11 +126,12 @@ def run_generation(cfg: GenerateJobConfig, *, progress: bool = True) -> Generati
     from sfray.config.loader import to_yaml
     from sfray.distributed.lmdb_datasink import LmdbShardDatasink
     from sfray.distributed.runtime import ray_session
-    from sfray.generation.commit import finalize_dataset, prepare_dataset_dir, recover
+    from sfray.generation.commit import finalize_dataset, preflight, prepare_dataset_dir, recover
     from sfray.generation.plan import plan_units
 
     start = time.monotonic()
     out = Path(cfg.output_dir)
+    preflight(cfg)  # a bad asset path fails here, once, before Ray starts
     prepare_dataset_dir(cfg)  # refuses a dir made with an incompatible config; saves config.yaml
     manifest = recover(out, at_start=True)  # commits receipts a killed run left behind; sweeps temp shards
     done_ids = manifest.committed_ids()

@@ -21,6 +21,18 @@ from sfray.config.schema import RayConfig
 _LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
+def use_loopback() -> None:
+    """Make a local Ray (this process and the daemons it starts) bind to 127.0.0.1 only.
+
+    The daemons read the variable when they start; this process read it when ``ray`` was
+    imported, so the constant is set too (``get_node_ip_address`` reads it at call time).
+    """
+    from ray._private import ray_constants
+
+    os.environ[_LOOPBACK_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
 @contextmanager
 def ray_session(cfg: RayConfig, default_num_cpus: int | None = None) -> Iterator[bool]:
     """Make sure Ray is initialised; shut it down afterwards only if we started it.
@@ -36,7 +48,7 @@ def ray_session(cfg: RayConfig, default_num_cpus: int | None = None) -> Iterator
     if address:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
     else:
-        os.environ.setdefault(_LOOPBACK_ENV, "0")
+        use_loopback()
         ray.init(
             num_cpus=cfg.num_cpus or default_num_cpus,
             include_dashboard=False,

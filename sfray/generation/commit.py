@@ -139,6 +139,28 @@ def prepare_dataset_dir(cfg: GenerateJobConfig) -> None:
     save_config(cfg, previous)
 
 
+def preflight(cfg: GenerateJobConfig) -> None:
+    """Check the user's inputs in the driver, before any actor starts, so a missing or wrong file
+    fails once with its own message instead of inside every actor's constructor.
+
+    Builds the head (FLAME files are read and shape-checked), loads the alignment map, imports the
+    detector, and checks that a generator checkpoint exists (actors read it themselves)."""
+    from sfray.annotate.alignment import load_alignment_map
+    from sfray.errors import AssetError
+    from sfray.head import build_head
+
+    build_head(cfg.head)
+    load_alignment_map(cfg.annotate.alignment_map)
+    if cfg.quality.detector:
+        from sfray.annotate.detector import load_detector
+
+        load_detector(cfg.quality.detector)
+    ckpt = cfg.generator.checkpoint
+    if cfg.generator.kind == "next3d" and ckpt != "random-small" and not Path(str(ckpt)).is_file():
+        raise AssetError(f"{ckpt}: generator checkpoint not found (config key generator.checkpoint; "
+                         "expected Next3D's next3d_ffhq_512.pkl or an sfray .safetensors)")
+
+
 def finalize_dataset(cfg: GenerateJobConfig, manifest: Manifest) -> dict[str, int]:
     """Refresh dataset.yaml (counts by status and reason) and write the preview sheet."""
     content = build_dataset_yaml(manifest, config=OmegaConf.to_container(OmegaConf.structured(cfg)))

@@ -21,7 +21,8 @@ from sfray.generation.plan import WorkUnit
 
 @dataclass
 class ProducedSample:
-    """One sample's outcome: its record bytes (None if the quality gate dropped it) and manifest row."""
+    """One sample's outcome: its record bytes (None if the quality gate dropped it) and its summary
+    (JSON-able; the manifest row of a dropped sample, which has no record)."""
 
     sample_id: int
     record: bytes | None

@@ -30,7 +30,9 @@ QUICKSTART = ROOT / "configs" / "generate" / "quickstart.yaml"
 def ray_local():
     import ray
 
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback only
+    from sfray.distributed.runtime import use_loopback
+
+    use_loopback()  # loopback only
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
@@ -146,3 +148,16 @@ def test_quality_gate_drops_are_recorded_and_survive_resume(tmp_path, ray_local,
     assert verify_dataset(out).ok
     assert main(["dataset", "stats", str(out)]) == 0
     assert "mask_iou" in capsys.readouterr().out
+
+
+def test_bad_asset_fails_once_before_ray_starts(tmp_path):
+    from sfray.distributed.generation import run_generation
+    from sfray.errors import AssetError
+
+    out = tmp_path / "bad"
+    for override, name in (("head.path=/no/such/generic_model.pkl", "generic_model.pkl"),
+                           ("generator.checkpoint=/no/such/next3d.pkl", "next3d.pkl")):
+        extra = ["head.kind=flame", override] if override.startswith("head") else ["generator.kind=next3d", override]
+        with pytest.raises(AssetError, match=name):
+            run_generation(tiny(out, *extra), progress=False)
+        assert not out.exists(), "nothing is written for a job that cannot start"

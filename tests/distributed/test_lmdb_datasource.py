@@ -34,7 +34,10 @@ def test_read_committed_records(tmp_path):
     tasks = SfrayLmdbDatasource(root).get_read_tasks(2)
     assert len(tasks) == 2 and sum(t.metadata.num_rows for t in tasks) == 9
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    from sfray.distributed.runtime import use_loopback
+
+    use_loopback()  # _node_ip_address alone still resolves 127.0.0.1 to the machine's address
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         rows = read_sfray_dataset(root, rows_per_block=2).take_all()
         assert sorted(r["sample_id"] for r in rows) == list(range(9))
