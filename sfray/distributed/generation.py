@@ -16,10 +16,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from sfray.progress import Progress
 from sfray.config.schema import GenerateJobConfig
+from sfray.progress import Progress
 
 
 @dataclass
@@ -160,8 +158,3 @@ def run_generation(cfg: GenerateJobConfig, *, progress: bool = True) -> Generati
         seconds=time.monotonic() - start,
     )
 
-
-def committed_ids(dataset_dir: str) -> np.ndarray:
-    from sfray.generation.commit import load_manifest
-
-    return load_manifest(Path(dataset_dir)).committed_ids()

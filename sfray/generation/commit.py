@@ -100,10 +100,6 @@ def recover(dataset_dir: str | Path, *, at_start: bool = False) -> Manifest:
     return manifest
 
 
-def load_manifest(dataset_dir: str | Path) -> Manifest:
-    return Manifest.load(dataset_dir)
-
-
 def _flat(cfg: GenerateJobConfig) -> dict[str, Any]:
     flat: dict[str, Any] = {}
 
