@@ -110,12 +110,17 @@ def _run_import(
     return len(todo)
 
 
+def _image_record(sid: int, image_path: Path, generator: str) -> tuple[dict[str, Any], int, int]:
+    """The record's image part, and the image's height and width."""
+    image = _rgb(image_path)
+    rec: dict[str, Any] = {Field.SAMPLE_ID: sid, Field.IMAGE: image.transpose(2, 0, 1).copy(),
+                           Field.GENERATOR: generator}
+    return rec, image.shape[0], image.shape[1]
+
+
 def _synthforge_sample(src: Path, sid: int, image_path: Path) -> dict[str, Any]:
     stem = image_path.stem
-    image = _rgb(image_path)
-    h, w = image.shape[:2]
-    rec: dict[str, Any] = {Field.SAMPLE_ID: sid, Field.IMAGE: image.transpose(2, 0, 1).copy(),
-                           Field.GENERATOR: SYNTHFORGE_GENERATOR}
+    rec, h, w = _image_record(sid, image_path, SYNTHFORGE_GENERATOR)
     seg_path = src / "seg" / f"{stem}.png"
     seg = rgb_to_ids(_rgb(seg_path)) if seg_path.is_file() else None
     if seg is not None:
@@ -202,10 +207,7 @@ def import_synthforge(src_dir: str | Path, dataset_dir: str | Path, *, image_for
 
 def _facesynthetics_sample(src: Path, sid: int, image_path: Path) -> dict[str, Any]:
     stem = image_path.stem
-    image = _rgb(image_path)
-    h, w = image.shape[:2]
-    rec: dict[str, Any] = {Field.SAMPLE_ID: sid, Field.IMAGE: image.transpose(2, 0, 1).copy(),
-                           Field.GENERATOR: FACESYNTHETICS_GENERATOR}
+    rec, h, w = _image_record(sid, image_path, FACESYNTHETICS_GENERATOR)
     seg_path = src / f"{stem}_seg.png"
     if seg_path.is_file():
         fs = _gray(seg_path).astype(np.uint8)

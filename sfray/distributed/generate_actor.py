@@ -18,7 +18,7 @@ import numpy as np
 
 from sfray.config.schema import GenerateJobConfig
 
-#: Column names of the rows flowing from the actors into the datasink.
+#: Column names of the rows flowing into the actors (unit, ids) and on into the datasink (ids, ...).
 COL_UNIT = "unit"
 COL_IDS = "sample_ids"
 COL_RECORDS = "records"  # list of record bytes, b"" for a dropped sample
@@ -43,11 +43,10 @@ class GeneratorActor:
         self.fault_dir = Path(fault_dir) if fault_dir else None
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {COL_UNIT: [], COL_IDS: [], COL_RECORDS: [], COL_ROWS: []}
-        for unit, ids in zip(batch[COL_UNIT], batch[COL_IDS]):
+        out: dict[str, list[Any]] = {COL_IDS: [], COL_RECORDS: [], COL_ROWS: []}
+        for ids in batch[COL_IDS]:
             ids = np.asarray(ids, dtype=np.int64)
             produced = self.producer.produce(ids)
-            out[COL_UNIT].append(int(unit))
             out[COL_IDS].append(ids.tolist())
             out[COL_RECORDS].append([p.record or b"" for p in produced])
             out[COL_ROWS].append(json.dumps([p.row for p in produced]))

@@ -41,9 +41,10 @@ def _build_dataset(cfg: GenerateJobConfig, units: list, config_yaml: str):
     ctx.enable_progress_bars = False  # sfray prints its own progress line (samples/s, ETA, dropped)
     ctx.enable_operator_progress_bars = False
     ctx.print_on_execution_start = False
-    items = [{"unit": u.unit, "sample_ids": u.sample_ids.tolist()} for u in units]
+    from sfray.distributed.generate_actor import COL_IDS, COL_UNIT, GeneratorActor
+
+    items = [{COL_UNIT: u.unit, COL_IDS: u.sample_ids.tolist()} for u in units]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    from sfray.distributed.generate_actor import GeneratorActor
 
     return ds.map_batches(
         GeneratorActor,

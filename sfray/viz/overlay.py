@@ -10,10 +10,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from sfray.conventions import BACKGROUND_ID, SEG_CLASSES
+from sfray.conventions import BACKGROUND_ID
+from sfray.data.colors import SEG_PALETTE
 
-#: (NUM_SEG_CLASSES, 3) uint8 palette indexed by class id (background black).
-_PALETTE = np.array([c.color for c in SEG_CLASSES], dtype=np.uint8)
 VISIBLE_COLOR = (40, 255, 60)
 OCCLUDED_COLOR = (255, 40, 40)
 
@@ -45,7 +44,7 @@ def draw_landmarks(image: np.ndarray, points: np.ndarray, visible: np.ndarray | 
 
 def colorize_segmentation(seg: np.ndarray) -> np.ndarray:
     """(H, W) class ids -> (H, W, 3) uint8 colours of ``SEG_CLASSES`` (background black)."""
-    return _PALETTE[np.clip(seg.astype(np.int64), 0, len(_PALETTE) - 1)]
+    return SEG_PALETTE[np.clip(seg.astype(np.int64), 0, len(SEG_PALETTE) - 1)]
 
 
 def overlay_segmentation(image: np.ndarray, seg: np.ndarray, alpha: float = 0.55) -> np.ndarray:
