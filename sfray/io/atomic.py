@@ -1,0 +1,71 @@
+"""Atomic file writes: every file sfray writes appears complete or not at all.
+
+The recipe (one implementation for the whole project): write a temporary file with a unique name
+in the target's own directory (same filesystem, so the rename is atomic), flush and fsync it,
+``os.replace`` it onto the target, then fsync the directory so the rename itself survives a
+power cut. A crash leaves at most a ``<name>.tmp-<unique>`` file, never a truncated target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+#: Marks files being written; such files are never read as results and are swept.
+TMP_MARK = ".tmp-"
+
+
+def tmp_path_for(path: str | os.PathLike) -> Path:
+    """A unique temporary sibling of ``path`` (same directory, ``TMP_MARK`` in its name)."""
+    p = Path(path)
+    return p.with_name(f"{p.name}{TMP_MARK}{uuid.uuid4().hex[:12]}")
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Flush a directory entry (a rename into it) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: str | os.PathLike) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, mkdir: bool = True) -> Iterator[Path]:
+    """Yield a temporary path to write ``path`` through; publish it atomically on success.
+
+    For writers that want a file name (PIL ``save``, ``torch.save``, safetensors, pyarrow). On an
+    exception the temporary file is removed and the target is left as it was.
+    """
+    final = Path(path)
+    if mkdir:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_path_for(final)
+    try:
+        yield tmp
+        fsync_file(tmp)
+        os.replace(tmp, final)
+        fsync_dir(final.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, mkdir: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically (see module docstring); return the path."""
+    with atomic_path(path, mkdir=mkdir) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, *, mkdir: bool = True) -> Path:
+    """UTF-8 text version of :func:`atomic_write_bytes`."""
+    return atomic_write_bytes(path, text.encode("utf-8"), mkdir=mkdir)
