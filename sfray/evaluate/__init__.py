@@ -1,0 +1,1 @@
+"""Evaluation: landmark errors (NME, failure rate, AUC), segmentation F1, depth errors, reports."""
