@@ -217,6 +217,8 @@ def _all_entrypoints() -> list[tuple[str, str, bool]]:
     assert LOCAL_SECTION in sections, f"docs/cluster.md has no section '{LOCAL_SECTION}'"
     for title, text in sections.items():
         found += [(f"docs/cluster.md ({title})", e, title != LOCAL_SECTION) for e in documented_submissions(text)]
+    readme = (ROOT / "cluster" / "README.md").read_text()
+    found += [("cluster/README.md", e, True) for e in documented_submissions(readme)]
     return found
 
 
