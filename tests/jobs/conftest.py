@@ -70,9 +70,10 @@ def _processes_under(tag: str) -> list[psutil.Process]:
     return list(found.values())
 
 
-def stop_processes_under(tag: str, grace_s: float = 10.0) -> list[int]:
+def stop_processes_under(tag: str, grace_s: float = 3.0) -> list[int]:
     """SIGTERM, then SIGKILL after ``grace_s``, every process :func:`_processes_under` finds; returns
-    the pids still alive afterwards (normally none)."""
+    the pids still alive afterwards (normally none). The GCS server, the raylet and the autoscaler
+    monitor ignore SIGTERM for many seconds; a test head keeps no state worth a longer grace."""
     victims = _processes_under(tag)
     for proc in victims:
         try:
@@ -86,7 +87,14 @@ def stop_processes_under(tag: str, grace_s: float = 10.0) -> list[int]:
         except psutil.NoSuchProcess:
             pass
     _, still = psutil.wait_procs(alive, timeout=5)
-    return [p.pid for p in still]
+    late = _processes_under(tag)  # anything a daemon started while it was being stopped
+    for proc in late:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    _, late_still = psutil.wait_procs(late, timeout=5)
+    return sorted({p.pid for p in [*still, *late_still]})
 
 
 @dataclass
