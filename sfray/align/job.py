@@ -30,13 +30,13 @@ from sfray.align.model import describe
 from sfray.align.observe import FitBatch, observe
 from sfray.align.report import render_markdown
 from sfray.align.solver import fit
-from sfray.annotate.alignment import AlignmentMap, load_alignment_map, save_alignment_map
 from sfray.annotate.detector import load_detector, run_detector
-from sfray.annotate.quality import EXTRA_TRUE_LANDMARKS
-from sfray.annotate.transform import similarity_matrix
 from sfray.config.loader import to_yaml
 from sfray.config.schema import AlignJobConfig
+from sfray.conventions import Extra
 from sfray.errors import SfrayError
+from sfray.geometry.alignment_map import AlignmentMap, load_alignment_map, save_alignment_map
+from sfray.geometry.transform import similarity_matrix
 
 REPORT_JSON = "align_report.json"
 REPORT_MD = "align_report.md"
@@ -85,8 +85,8 @@ def run_align(cfg: AlignJobConfig, stream: TextIO | None = sys.stderr,
               on_iteration: Callable[[int, dict[str, Any]], None] | None = None) -> AlignResult:
     """Fit, evaluate and write the alignment map of ``cfg`` (see the module docstring)."""
     from sfray.generators.factory import build_generator
-    from sfray.annotate.contour import CameraContour
     from sfray.head import build_head
+    from sfray.head.contour import CameraContour
     from sfray.sampling import make_specs
 
     t0 = time.monotonic()
@@ -114,10 +114,10 @@ def run_align(cfg: AlignJobConfig, stream: TextIO | None = sys.stderr,
         if source == "detector":
             return run_detector(detector, out.image.detach().cpu())
         if source == "ground_truth":
-            truth = out.extras.get(EXTRA_TRUE_LANDMARKS)
+            truth = out.extras.get(Extra.LANDMARKS_2D_RENDERED)
             if truth is None:
                 raise SfrayError(f"align.landmarks=ground_truth: generator '{generator.identity}' exposes "
-                                 f"no ground-truth landmarks (extras['{EXTRA_TRUE_LANDMARKS}']); "
+                                 f"no ground-truth landmarks (extras['{Extra.LANDMARKS_2D_RENDERED}']); "
                                  "use detector or none")
             return truth
         return None

@@ -29,11 +29,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from sfray.conventions import LANDMARK_GROUPS, JOINT_NAMES, Field
+from sfray.conventions import JOINT_NAMES, LANDMARK_GROUPS, DepthKind, Field, Status
 from sfray.data.colors import ids_to_rgb
-from sfray.data.record import DEPTH_KIND, PUPILS_2D, REASON, SOURCE_SEGMENTATION, STATUS
+from sfray.data.facesynthetics import FS_SCHEMA, OURS_TO_FACESYNTHETICS
 from sfray.data.torch_dataset import SfrayDataset
-from sfray.data.facesynthetics import FS_SCHEMA, OURS_TO_FACESYNTHETICS, SOURCE_SCHEMA
 
 _J = {name: 3 * i for i, name in enumerate(JOINT_NAMES)}
 
@@ -77,9 +76,9 @@ def _annotation(rec: dict[str, Any]) -> dict[str, Any]:
         "seed": int(rec.get(Field.SEED, -1)),
         "generator": rec.get(Field.GENERATOR, ""),
         "quality": rec.get(Field.QUALITY, {}),
-        "status": rec.get(STATUS, "ok"),
-        "reason": rec.get(REASON, ""),
-        "depth_kind": rec.get(DEPTH_KIND, "metric"),
+        Field.STATUS: str(rec.get(Field.STATUS, Status.OK)),
+        Field.REASON: rec.get(Field.REASON, ""),
+        Field.DEPTH_KIND: str(rec.get(Field.DEPTH_KIND, DepthKind.METRIC)),
     }
     if Field.LANDMARKS_2D in rec:
         ann["2d_kps"] = np.asarray(rec[Field.LANDMARKS_2D], dtype=np.float32).tolist()
@@ -118,8 +117,8 @@ def export_authors_layout(dataset_dir: str | Path, out_dir: str | Path) -> int:
 
 
 def _pupils(rec: dict[str, Any]) -> np.ndarray:
-    if PUPILS_2D in rec:
-        return np.asarray(rec[PUPILS_2D], dtype=np.float32).reshape(2, 2)
+    if Field.PUPILS_2D in rec:
+        return np.asarray(rec[Field.PUPILS_2D], dtype=np.float32).reshape(2, 2)
     lm = np.asarray(rec[Field.LANDMARKS_2D], dtype=np.float32)
     return np.stack([lm[list(LANDMARK_GROUPS[eye])].mean(0) for eye in ("right_eye", "left_eye")])
 
@@ -137,8 +136,8 @@ def export_facesynthetics_layout(dataset_dir: str | Path, out_dir: str | Path, *
         name = f"{i:06d}"
         index[name] = int(rec[Field.SAMPLE_ID])
         _save_image(rec[Field.IMAGE], out / f"{name}.png")
-        if rec.get(SOURCE_SCHEMA) == FS_SCHEMA and SOURCE_SEGMENTATION in rec:
-            seg = rec[SOURCE_SEGMENTATION].astype(np.uint8)
+        if rec.get(Field.SOURCE_SCHEMA) == FS_SCHEMA and Field.SOURCE_SEGMENTATION in rec:
+            seg = rec[Field.SOURCE_SEGMENTATION].astype(np.uint8)
         else:
             seg = OURS_TO_FACESYNTHETICS[rec[Field.SEGMENTATION].astype(np.int64)]
         Image.fromarray(seg).save(out / f"{name}_seg.png")

@@ -17,7 +17,7 @@ regenerated shard checksum-equal to the first attempt. Codecs:
 
 Scalars, strings and the quality dict live in ``meta``. Any extra ndarray key is stored with
 ``zraw`` and any extra JSON-able scalar in ``meta``, so importers can carry source-specific data
-(e.g. :data:`PUPILS_2D`) without a format change.
+(e.g. ``Field.PUPILS_2D``) without a format change.
 """
 
 from __future__ import annotations
@@ -43,17 +43,11 @@ PNG_COMPRESS_LEVEL = 3  # zlib level for PNG blobs: most of level 9's size at a 
 ZLIB_LEVEL = 6
 IMAGE_FORMATS = ("png", "jpeg", "webp")
 
-# Record keys beyond Field (meta / extra arrays written by the pipeline and importers).
-STATUS = "status"  # "ok" | "flagged" | "dropped" (quality gate)
-REASON = "reason"  # why flagged/dropped, "" when ok
-DEPTH_KIND = "depth_kind"  # "metric" (camera-space z) | "relative" (imported, per-image normalised)
-PUPILS_2D = "pupils_2d"  # float32 (2, 2): FaceSynthetics rows 68, 69 (pupil centres), pixels
-SOURCE_SEGMENTATION = "source_segmentation"  # uint8 (H, W) label map in the source dataset's ids
 
 _FLOAT32 = (Field.LANDMARKS_2D, Field.LANDMARKS_3D, Field.CAMERA, Field.SHAPE, Field.EXPRESSION,
-            Field.POSE, Field.LATENT, PUPILS_2D)
+            Field.POSE, Field.LATENT, Field.PUPILS_2D)
 _BOOL = (Field.MASK, Field.LANDMARKS_VISIBLE)
-_LABEL_MAPS = (Field.SEGMENTATION, SOURCE_SEGMENTATION)
+_LABEL_MAPS = (Field.SEGMENTATION, Field.SOURCE_SEGMENTATION)
 _ARRAY_FIELDS = frozenset((Field.IMAGE, Field.DEPTH) + _FLOAT32 + _BOOL + _LABEL_MAPS)
 
 

@@ -141,8 +141,8 @@ def preflight(cfg: GenerateJobConfig) -> None:
 
     Builds the head (FLAME files are read and shape-checked), loads the alignment map, imports the
     detector, and checks that a generator checkpoint exists (actors read it themselves)."""
-    from sfray.annotate.alignment import load_alignment_map
     from sfray.errors import AssetError
+    from sfray.geometry.alignment_map import load_alignment_map
     from sfray.head import build_head
 
     build_head(cfg.head)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from sfray.config.schema import GenerateJobConfig
-from sfray.conventions import Field
+from sfray.conventions import Field, Status
 from sfray.generation.plan import WorkUnit
 
 
@@ -41,7 +41,7 @@ class SampleProducer:
 
     def __init__(self, cfg: GenerateJobConfig, device: torch.device | str | None = None):
         from sfray.annotate.annotator import Annotator
-        from sfray.annotate.quality import QualityStage
+        from sfray.generation.quality_stage import QualityStage
         from sfray.generators.factory import build_generator
         from sfray.head import build_head
 
@@ -58,7 +58,7 @@ class SampleProducer:
     def produce(self, sample_ids: np.ndarray) -> list[ProducedSample]:
         """Generate, annotate and encode ``sample_ids`` (sorted), in batches aligned to ``batch_size``."""
         from sfray.annotate.annotator import to_record_fields
-        from sfray.data.record import REASON, STATUS, encode_record
+        from sfray.data.record import encode_record
         from sfray.sampling import make_specs
 
         cfg = self.cfg
@@ -77,9 +77,9 @@ class SampleProducer:
                 fields = to_record_fields(ann, out, specs, i)
                 fields[Field.GENERATOR] = self.identity
                 fields[Field.QUALITY] = dict(verdict.figures)
-                fields[STATUS], fields[REASON] = verdict.status, verdict.reason
+                fields[Field.STATUS], fields[Field.REASON] = verdict.status, verdict.reason
                 record = None
-                if verdict.status != "dropped":  # a dropped sample keeps only its manifest row
+                if verdict.status != Status.DROPPED:  # a dropped sample keeps only its manifest row
                     record = encode_record(fields, image_format=cfg.generate.image_format,
                                            image_quality=cfg.generate.image_quality)
                 results.append(ProducedSample(int(sid), record, sample_summary(fields)))
@@ -88,8 +88,6 @@ class SampleProducer:
 
 def sample_summary(fields: dict[str, Any]) -> dict[str, Any]:
     """JSON-able summary of a sample (everything but the heavy arrays): a dropped sample's manifest row."""
-    from sfray.data.record import REASON, STATUS
-
     def as_list(key: str) -> list[float]:
         return np.asarray(fields[key], dtype=np.float32).reshape(-1).tolist()
 
@@ -103,6 +101,6 @@ def sample_summary(fields: dict[str, Any]) -> dict[str, Any]:
         Field.POSE: as_list(Field.POSE),
         Field.QUALITY: {k: (v.item() if hasattr(v, "item") else v)
                         for k, v in (fields.get(Field.QUALITY) or {}).items()},
-        STATUS: str(fields.get(STATUS) or "ok"),
-        REASON: str(fields.get(REASON) or ""),
+        Field.STATUS: str(fields.get(Field.STATUS) or Status.OK),
+        Field.REASON: str(fields.get(Field.REASON) or ""),
     }

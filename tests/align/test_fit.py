@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from sfray.align.model import describe
-from sfray.annotate.alignment import load_alignment_map
-from sfray.annotate.transform import similarity_matrix
 from sfray.cli import main
 from sfray.errors import AssetError, ConfigError
+from sfray.geometry.alignment_map import load_alignment_map
+from sfray.geometry.transform import similarity_matrix
 
 ROOT = Path(__file__).resolve().parents[2]
 KNOB = [2.0, -3.0, 1.5, 0.02, -0.015, 0.01, 1.03]  # degrees, world units, scale
@@ -64,8 +64,8 @@ def _annotate_with_map_file(path: Path, knob: str) -> None:
     import numpy as np
 
     from sfray.annotate.annotator import Annotator
-    from sfray.annotate.quality import EXTRA_TRUE_LANDMARKS
     from sfray.config import GenerateJobConfig, load_config
+    from sfray.conventions import Extra
     from sfray.generators.factory import build_generator
     from sfray.head import build_head
     from sfray.sampling import make_specs
@@ -76,7 +76,7 @@ def _annotate_with_map_file(path: Path, knob: str) -> None:
     specs = make_specs(np.arange(500, 502), 9, cfg.sampling, cfg.camera, n_shape=head.n_shape,
                        n_expression=head.n_expression, latent_dim=0)
     out = build_generator(cfg, head, "cpu").generate(specs)
-    err = (Annotator(head, 128, cfg.annotate).annotate(out).landmarks_2d - out.extras[EXTRA_TRUE_LANDMARKS])
+    err = (Annotator(head, 128, cfg.annotate).annotate(out).landmarks_2d - out.extras[Extra.LANDMARKS_2D_RENDERED])
     assert err.norm(dim=-1).mean() < 0.25
 
 

@@ -17,7 +17,7 @@ the similarity ``p -> s R p + t`` applied in world space about the world origin,
 residual an alignment process must remove (the map that fixes it is the similarity itself).
 ``extras`` carries the ground truth: ``render_to_world`` (B, 4, 4) and ``landmarks_2d_rendered``
 (B, 68, 2), the landmarks as they appear in the image (jaw contour picked for the render camera,
-as the default ``annotate.contour=camera`` picks it: ``sfray.annotate.contour``).
+as the default ``annotate.contour=camera`` picks it: ``sfray.head.contour``).
 """
 
 from __future__ import annotations
@@ -26,11 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sfray.annotate.contour import CameraContour
-from sfray.annotate.transform import head_to_world_matrix, similarity_matrix, transform_points
-from sfray.annotate.uv_segmentation import face_labels, uv_to_grid
 from sfray.config.schema import GeneratorConfig
-from sfray.conventions import NUM_SEG_CLASSES, POSE_DIM, SEG_ID
+from sfray.conventions import NUM_SEG_CLASSES, POSE_DIM, SEG_ID, Extra
 from sfray.generators.base import GeneratorOutput, SampleSpecs
 from sfray.generators.procedural.background import make_background
 from sfray.generators.procedural.hair import HairShell
@@ -40,12 +37,12 @@ from sfray.generators.procedural.texture import EyeModel, TexturePainter, random
 from sfray.geometry.camera import camera_label_to_matrices, world_to_camera
 from sfray.geometry.projection import to_screen_perspective
 from sfray.geometry.rasterizer import rasterize
+from sfray.geometry.transform import head_to_world_matrix, similarity_matrix, transform_points
+from sfray.geometry.uv_labels import face_labels, uv_to_grid
+from sfray.head.contour import CameraContour
 from sfray.head.layer import HeadModel
 
 IDENTITY = "procedural-v1"
-#: ``GeneratorOutput.extras`` keys (ground truth of the misalign knob, for alignment tests).
-EXTRA_RENDER_TO_WORLD = "render_to_world"
-EXTRA_LANDMARKS_2D = "landmarks_2d_rendered"
 #: Display gamma: albedo colours are authored in display space and shaded in linear light.
 GAMMA = 2.2
 #: Hair-cap shell thickness range, head-model metres.
@@ -172,7 +169,7 @@ class ProceduralGenerator:
             head_vertices=head_out.vertices, head_landmarks=head_out.landmarks,
             head_landmarks_fixed=head_out.landmarks_fixed, mesh_to_world=mesh_to_world.float(),
             camera=specs.camera,
-            extras={EXTRA_RENDER_TO_WORLD: render_to_world.float(), EXTRA_LANDMARKS_2D: lm_pix},
+            extras={Extra.RENDER_TO_WORLD: render_to_world.float(), Extra.LANDMARKS_2D_RENDERED: lm_pix},
         )
 
     def _shade_one(self, i: int, frags, vattr: torch.Tensor, app, seed: int) -> torch.Tensor:
