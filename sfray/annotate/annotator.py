@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from sfray.annotate.visibility import landmark_visibility
+from sfray.config.registries import CONTOUR_MODES
 from sfray.config.schema import AnnotateConfig
 from sfray.conventions import BACKGROUND_ID, Extra, Field
 from sfray.errors import ConfigError
@@ -43,7 +44,8 @@ from sfray.generators.base import GeneratorOutput, SampleSpecs
 from sfray.geometry.alignment_map import AlignmentMap
 from sfray.geometry.camera import camera_label_to_matrices, world_to_camera
 from sfray.geometry.projection import to_screen_perspective
-from sfray.geometry.rasterizer import get_rasterizer, interpolate
+from sfray.geometry.raster_backends import rasterizer_for
+from sfray.geometry.rasterizer import interpolate
 from sfray.geometry.transform import transform_points
 from sfray.geometry.uv_labels import fill_unlabelled, lookup_labels
 from sfray.head.contour import CameraContour
@@ -76,16 +78,14 @@ class Annotator:
     def __init__(self, head: HeadModel, resolution: int, cfg: AnnotateConfig | None = None,
                  alignment: AlignmentMap | None = None):
         self.cfg = cfg if cfg is not None else AnnotateConfig()
-        if self.cfg.contour not in ("camera", "head"):
-            raise ConfigError(f"bad value for config key 'annotate.contour': '{self.cfg.contour}' "
-                              "is not camera | head")
+        CONTOUR_MODES.check(self.cfg.contour)
         self.resolution = int(resolution)
         if alignment is None and self.cfg.alignment_map:
             from sfray.geometry.alignment_map import load_alignment_map
 
             alignment = load_alignment_map(self.cfg.alignment_map)
         self.alignment = alignment if alignment is not None else AlignmentMap()
-        self.rasterize = get_rasterizer(self.cfg.raster_backend)
+        self.rasterize = rasterizer_for(self.cfg.raster_backend)
         self.faces = torch.as_tensor(_as_numpy(head.faces), dtype=torch.int64)
         uv = torch.as_tensor(_as_numpy(head.uv_coords), dtype=torch.float32)
         uv_faces = torch.as_tensor(_as_numpy(head.uv_faces), dtype=torch.int64)

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from sfray.config.registries import IMAGE_FORMATS as IMAGE_FORMAT_NAMES
 from sfray.conventions import Field
 from sfray.errors import AssetError, SfrayError
 
@@ -41,7 +42,8 @@ FORMAT_VERSION = 1
 _PREFIX = struct.Struct("<4sHI")
 PNG_COMPRESS_LEVEL = 3  # zlib level for PNG blobs: most of level 9's size at a fraction of the time
 ZLIB_LEVEL = 6
-IMAGE_FORMATS = ("png", "jpeg", "webp")
+#: The image codecs (``generate.image_format``); the encoders are registered below.
+IMAGE_FORMATS = IMAGE_FORMAT_NAMES.names()
 
 
 _FLOAT32 = (Field.LANDMARKS_2D, Field.LANDMARKS_3D, Field.CAMERA, Field.SHAPE, Field.EXPRESSION,
@@ -70,17 +72,25 @@ def _json_value(key: str, value: Any) -> Any:
     raise SfrayError(f"record field '{key}': cannot store a value of type {type(value).__name__}")
 
 
+@IMAGE_FORMAT_NAMES.register("png")
+def _png(image: Image.Image, buf: io.BytesIO, quality: int) -> None:
+    image.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+
+
+@IMAGE_FORMAT_NAMES.register("jpeg")
+def _jpeg(image: Image.Image, buf: io.BytesIO, quality: int) -> None:
+    image.save(buf, format="JPEG", quality=int(quality))
+
+
+@IMAGE_FORMAT_NAMES.register("webp")
+def _webp(image: Image.Image, buf: io.BytesIO, quality: int) -> None:
+    image.save(buf, format="WEBP", quality=int(quality), method=4)
+
+
 def _encode_image(arr: np.ndarray, fmt: str, quality: int) -> bytes:
+    encoder = IMAGE_FORMAT_NAMES.get(fmt)  # ConfigError naming generate.image_format if unknown
     buf = io.BytesIO()
-    if fmt == "png":
-        Image.fromarray(arr).save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    elif fmt == "jpeg":
-        Image.fromarray(arr).save(buf, format="JPEG", quality=int(quality))
-    elif fmt == "webp":
-        Image.fromarray(arr).save(buf, format="WEBP", quality=int(quality), method=4)
-    else:
-        raise SfrayError(f"config key 'generate.image_format': '{fmt}' is not one of "
-                         f"{', '.join(IMAGE_FORMATS)}")
+    encoder(Image.fromarray(arr), buf, quality)
     return buf.getvalue()
 
 

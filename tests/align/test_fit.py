@@ -32,7 +32,7 @@ def test_cli_recovers_the_knob(tmp_path, capsys):
     knob = "[" + ",".join(str(v) for v in KNOB) + "]"
     rc = main(["align", str(ROOT / "configs/align/misalign.yaml"), f"output_dir={out_dir}", *SMALL,
                "align.num_samples=8", "align.num_holdout=4", "align.iterations=6",
-               f"generator.misalign={knob}", "--quiet"])
+               f"faults.misalign={knob}", "--quiet"])
     assert rc == 0
     assert "landmark px" in capsys.readouterr().out
     assert sorted(p.name for p in out_dir.iterdir()) == [
@@ -70,7 +70,7 @@ def _annotate_with_map_file(path: Path, knob: str) -> None:
     from sfray.head import build_head
     from sfray.sampling import make_specs
 
-    cfg = load_config(GenerateJobConfig, None, ["generate.resolution=128", f"generator.misalign={knob}",
+    cfg = load_config(GenerateJobConfig, None, ["generate.resolution=128", f"faults.misalign={knob}",
                                                 f"annotate.alignment_map={path}"])
     head = build_head(cfg.head)
     specs = make_specs(np.arange(500, 502), 9, cfg.sampling, cfg.camera, n_shape=head.n_shape,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sfray.annotate.annotator import Annotator
-from sfray.config.schema import AnnotateConfig, GenerateJobConfig, GeneratorConfig
+from sfray.config.schema import AnnotateConfig, GenerateJobConfig, ProceduralGeneratorConfig
 from sfray.conventions import Extra
 from sfray.errors import ConfigError
 from sfray.generators.base import Generator
@@ -30,8 +30,8 @@ def _specs(n: int = 3, seed0: int = 11):
     return make_specs(camera_labels(yaw, pitch), expression=expr, seed0=seed0)
 
 
-def _gen(**cfg) -> ProceduralGenerator:
-    return ProceduralGenerator(procedural_head(), RES, GeneratorConfig(**cfg), "cpu")
+def _gen(misalign=None, **cfg) -> ProceduralGenerator:
+    return ProceduralGenerator(procedural_head(), RES, ProceduralGeneratorConfig(**cfg), "cpu", misalign=misalign)
 
 
 def _iou(a: torch.Tensor, b: torch.Tensor) -> float:

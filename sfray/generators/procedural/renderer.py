@@ -11,7 +11,7 @@ driving head mesh and ``mesh_to_world``). One batch goes
 Every random choice (skin, hair, light, background, noise) comes from the sample's own seed
 (``randomness``), so a sample is bitwise reproducible and independent of its batch-mates.
 
-``generator.misalign = [rx, ry, rz (deg), tx, ty, tz (world units), s]`` renders the head through
+``faults.misalign = [rx, ry, rz (deg), tx, ty, tz (world units), s]`` (testing only) renders the head through
 the similarity ``p -> s R p + t`` applied in world space about the world origin, *after*
 ``head_to_world``; ``mesh_to_world`` still reports the plain transform. That is precisely the
 residual an alignment process must remove (the map that fixes it is the similarity itself).
@@ -22,11 +22,13 @@ as the default ``annotate.contour=camera`` picks it: ``sfray.head.contour``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sfray.config.schema import GeneratorConfig
+from sfray.config.schema import ProceduralGeneratorConfig
 from sfray.conventions import NUM_SEG_CLASSES, POSE_DIM, SEG_ID, Extra
 from sfray.generators.base import GeneratorOutput, SampleSpecs
 from sfray.generators.procedural.background import make_background
@@ -70,14 +72,16 @@ class ProceduralGenerator:
     identity = IDENTITY
     latent_dim = 0
 
-    def __init__(self, head: HeadModel, resolution: int = 512, cfg: GeneratorConfig | None = None,
-                 device: torch.device | str = "cpu", *, supersample: int = 2, texture_size: int = 512):
+    def __init__(self, head: HeadModel, resolution: int = 512, cfg: ProceduralGeneratorConfig | None = None,
+                 device: torch.device | str = "cpu", *, misalign: Sequence[float] | None = None,
+                 supersample: int = 2, texture_size: int = 512):
         self.head = head
         self.resolution = int(resolution)
-        self.cfg = cfg if cfg is not None else GeneratorConfig()
+        self.cfg = cfg if cfg is not None else ProceduralGeneratorConfig()
         self.device = torch.device(device)
         self.supersample = max(1, int(supersample))
-        self.misalign = similarity_matrix(self.cfg.misalign)  # (4, 4) float64
+        # testing only (faults.misalign): where the head is really drawn, (4, 4) float64
+        self.misalign = similarity_matrix(misalign if misalign is not None else [0, 0, 0, 0, 0, 0, 1])
 
         faces = _numpy(head.faces).astype(np.int64)
         uv = _numpy(head.uv_coords).astype(np.float32)

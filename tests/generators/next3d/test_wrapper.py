@@ -20,7 +20,8 @@ from .helpers import FakeHead
 
 def job_config(**gen) -> GenerateJobConfig:
     cfg = GenerateJobConfig()
-    cfg.generator = dataclasses.replace(cfg.generator, **{"kind": "next3d", "checkpoint": RANDOM_SMALL, **gen})
+    cfg.generator.kind = "next3d"
+    cfg.generator.next3d = dataclasses.replace(cfg.generator.next3d, **{"checkpoint": RANDOM_SMALL, **gen})
     cfg.generate = dataclasses.replace(cfg.generate, resolution=64)
     return cfg
 
