@@ -10,7 +10,7 @@ import torch
 from sfray.config.schema import GenerateJobConfig
 from sfray.errors import ConfigError
 from sfray.generators.base import Generator, SampleSpecs
-from sfray.generators.next3d.official_writer import write_official_pickle
+from .official_writer import write_official_pickle
 from sfray.generators.next3d.world import mesh_to_world
 from sfray.generators.next3d.wrapper import RANDOM_SMALL, Next3DGenerator, build_next3d_generator
 from sfray.geometry.camera import frontal_camera_label, look_at_cam2world, matrices_to_camera_label, project_points
