@@ -2,7 +2,7 @@
 
 Each variant makes the same batches with the same procedural generator and annotator:
 
-* ``base``: generate + annotate (what the producer does without issue 11's extras);
+* ``base``: generate + annotate (what the producer does without the quality and refinement extras);
 * ``quality``: + :class:`~sfray.annotate.quality.QualityGate` figures (no detector);
 * ``refine``: + :class:`~sfray.align.refine.Refiner` (default ``annotate.refine``: rigid, 4
   steps at 64²) before annotating, + the quality figures.

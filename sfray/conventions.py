@@ -1,4 +1,4 @@
-"""The one place for sfray's tensor conventions (DESIGN.md §4).
+"""The one place for sfray's conventions, described in prose in docs/conventions.md.
 
 Every module that touches cameras, pixels, landmarks, segmentation labels, depth or record
 field names imports its constants from here; nothing else spells them out again.
@@ -37,7 +37,7 @@ DEFAULT_CAMERA_PIVOT: Final = (0.0, 0.0, 0.2)
 
 # --------------------------------------------------------------------------------------------
 # Head model space -> generator world.
-# The SynthForge release's annotation transform (SYNTHFORGE.md §1.2), also the procedural
+# The SynthForge release's annotation transform (docs/synthforge.md), also the procedural
 # renderer's: world = (p + ORTH_SHIFT) * ORTH_SCALE / 2 + (0, 0, WORLD_Z_OFFSET)
 # (``sfray.geometry.transform.head_to_world_matrix``). Next3D's network itself samples the mesh
 # 0.02 m higher (its y flip turns the -0.01 shift into +0.01: ``sfray.generators.next3d.world``),
@@ -101,7 +101,7 @@ def _ibug68_mirror() -> tuple[int, ...]:
 IBUG68_MIRROR: Final = _ibug68_mirror()
 
 # --------------------------------------------------------------------------------------------
-# Segmentation: the 19 regions of the FLAME UV label map + background (SYNTHFORGE.md §1.3).
+# Segmentation: the 19 regions of the FLAME UV label map + background (docs/conventions.md).
 # "left"/"right" are the subject's: the subject's right ear renders on the image left.
 # --------------------------------------------------------------------------------------------
 

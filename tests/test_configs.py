@@ -122,7 +122,8 @@ def test_a_saved_config_in_the_old_layout_migrates(tmp_path):
 
 @pytest.mark.parametrize("override, registry", [
     ("head.kind=smpl", "HEAD_KINDS"), ("generator.kind=stylegan", "GENERATOR_KINDS"),
-    ("sampling.strategy=halton", "SAMPLING_STRATEGIES"), ("annotate.raster_backend=opengl", "RASTER_BACKENDS"),
+    ("sampling.strategy=halton", "SAMPLING_STRATEGIES"),
+    ("annotate.raster_backend=opengl", "RASTER_BACKENDS"),
     ("camera.preset=wide", "CAMERA_PRESETS"), ("generate.image_format=gif", "IMAGE_FORMATS"),
     ("generator.procedural.background=[sky]", "BACKGROUNDS"), ("quality.policy=purge", "QUALITY_POLICIES"),
 ])

@@ -104,10 +104,11 @@ def layer_violations(root: Path, layers: tuple[str, ...] = LAYERS) -> list[str]:
             if target is None or target == pkg:
                 continue
             if target not in rank:
-                problems.append(f"{rel}:{line} imports {module}: package '{target}' is not in the layer order")
+                problems.append(f"{rel}:{line} imports {module}: "
+                                f"package '{target}' is not in the layer order")
             elif pkg is None or rank[target] > rank[pkg]:
-                problems.append(f"{rel}:{line} imports {module}: '{pkg or 'sfray'}' may not import the higher "
-                                f"layer '{target}'")
+                problems.append(f"{rel}:{line} imports {module}: '{pkg or 'sfray'}' may not import "
+                                f"the higher layer '{target}'")
     return problems
 
 
@@ -117,8 +118,9 @@ def test_packages_import_only_lower_layers():
 
 
 def test_every_existing_package_is_placed():
-    packages = {p.name.removesuffix(".py") for p in (ROOT / "sfray").iterdir()
-                if (p.is_dir() and (p / "__init__.py").is_file()) or (p.suffix == ".py" and p.name != "__init__.py")}
+    root = ROOT / "sfray"
+    packages = {p.name for p in root.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
+    packages |= {p.stem for p in root.glob("*.py") if p.name != "__init__.py"}
     assert packages <= set(LAYERS), packages - set(LAYERS)
 
 

@@ -33,9 +33,9 @@ from sfray.config.loader import to_yaml
 from sfray.config.schema import AlignJobConfig
 from sfray.conventions import Extra
 from sfray.errors import SfrayError
-from sfray.io.atomic import atomic_write_text
 from sfray.geometry.alignment_map import AlignmentMap, load_alignment_map, save_alignment_map
 from sfray.geometry.transform import similarity_matrix
+from sfray.io.atomic import atomic_write_text
 
 REPORT_JSON = "align_report.json"
 REPORT_MD = "align_report.md"

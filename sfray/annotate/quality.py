@@ -40,7 +40,7 @@ from sfray.conventions import Extra, Status
 from sfray.generators.base import GeneratorOutput
 from sfray.geometry.resample import resample_depth_mask, sample_bilinear
 
-#: The authors' FAN rule (SYNTHFORGE.md §1.2): mean FAN <-> projected distance at 512^2.
+#: The authors' FAN rule (docs/synthforge.md): mean FAN <-> projected distance at 512^2.
 AUTHORS_MAX_DETECTOR_PX = 11.0
 #: Resolution at which pixel figures are stated.
 REFERENCE_RESOLUTION = 512

@@ -46,7 +46,8 @@ class HeadConfig:
 
     def validate(self) -> None:
         reg.HEAD_KINDS.check(self.kind)
-        _check(self.kind != "flame" or bool(self.path), "head.path", "head.kind=flame needs head.path=generic_model.pkl")
+        _check(self.kind != "flame" or bool(self.path), "head.path",
+               "head.kind=flame needs head.path=generic_model.pkl")
         _check(0 < self.n_shape <= 300, "head.n_shape", "must be in 1..300")
         _check(0 < self.n_expression <= 100, "head.n_expression", "must be in 1..100")
         reg.HEAD_DTYPES.check(self.dtype)
@@ -54,7 +55,7 @@ class HeadConfig:
 
 @dataclass
 class CameraConfig:
-    """Camera distribution. ``preset`` picks the paper's or the authors' release ranges (docs/synthforge.md)."""
+    """Camera distribution. ``preset`` picks the paper's or the release's ranges (docs/synthforge.md)."""
 
     preset: str = "release"  # registries.CAMERA_PRESETS
     yaw_range: list[float] = field(default_factory=lambda: [-0.8, 0.8])  # radians
@@ -167,7 +168,8 @@ class AlignLossConfig:
         for name in ("depth_scale", "silhouette_scale", "chamfer_scale", "landmark_scale"):
             _check(getattr(self, name) > 0, f"{key}.{name}", "scale must be > 0")
         reg.ROBUST_LOSSES.check(self.robust, key=f"{key}.robust")
-        _check(self.depth + self.silhouette + self.chamfer + self.landmark > 0, key, "at least one loss weight must be > 0")
+        _check(self.depth + self.silhouette + self.chamfer + self.landmark > 0, key,
+               "at least one loss weight must be > 0")
 
 
 @dataclass
@@ -277,7 +279,8 @@ class RayConfig:
     max_attempts: int = 3
 
     def validate(self) -> None:
-        _check(1 <= self.actors_min <= self.actors_max, "ray.actors_min", "need 1 <= actors_min <= actors_max")
+        _check(1 <= self.actors_min <= self.actors_max, "ray.actors_min",
+               "need 1 <= actors_min <= actors_max")
         _check(self.gpus_per_actor >= 0, "ray.gpus_per_actor", "must be >= 0")
         _check(self.max_attempts >= 1, "ray.max_attempts", "must be >= 1")
 
@@ -291,12 +294,14 @@ class FaultsConfig:
     two ``fail_*`` knobs kill processes (``sfray.generation.faults``) and change no sample.
     """
 
-    misalign: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])  # rx ry rz (deg) tx ty tz s
+    # [rx, ry, rz (degrees), tx, ty, tz (world units), scale]
+    misalign: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
     fail_actor_after_batches: int = -1  # a generation worker dies once after this many calls
     fail_driver_after_shards: int = -1  # the driver SIGKILLs itself once this many shards are logged
 
     def validate(self) -> None:
-        _check(len(self.misalign) == 7 and self.misalign[6] > 0, "faults.misalign", "[rx, ry, rz, tx, ty, tz, scale>0]")
+        _check(len(self.misalign) == 7 and self.misalign[6] > 0, "faults.misalign",
+               "[rx, ry, rz, tx, ty, tz, scale>0]")
 
 
 @dataclass
@@ -329,7 +334,7 @@ class AlignSection:
     num_holdout: int = 12  # held-out samples for the before/after report
     holdout_offset: int = 1_000_000  # held-out sample ids start here (disjoint from fitting ids)
     resolution: int = 128  # raster resolution of the fitting losses
-    model: str = "affine"  # registries.ALIGN_MODELS: affine (12 dof, like the authors' MLP), similarity, rigid
+    model: str = "affine"  # registries.ALIGN_MODELS: affine (12 dof, like the authors' MLP) | similarity | rigid
     iterations: int = 12  # outer iterations (re-rasterize, re-match), each one Gauss-Newton step
     tolerance: float = 1e-6  # stop when the update changes the map by less than this
     anneal: float = 8.0  # start with the robust scales x this, halved every iteration down to x1
@@ -342,7 +347,8 @@ class AlignSection:
     def validate(self) -> None:
         _check(self.num_samples >= 1, "align.num_samples", "must be >= 1")
         _check(self.num_holdout >= 1, "align.num_holdout", "must be >= 1")
-        _check(self.holdout_offset >= self.num_samples, "align.holdout_offset", "must be >= align.num_samples")
+        _check(self.holdout_offset >= self.num_samples, "align.holdout_offset",
+               "must be >= align.num_samples")
         _check(32 <= self.resolution <= 1024, "align.resolution", "must be in 32..1024")
         reg.ALIGN_MODELS.check(self.model)
         _check(1 <= self.iterations <= 1000, "align.iterations", "must be in 1..1000")
@@ -350,7 +356,8 @@ class AlignSection:
         _check(self.anneal >= 1, "align.anneal", "must be >= 1")
         reg.LANDMARK_SOURCES.check(self.landmarks)
         _check(self.max_points >= 16, "align.max_points", "must be >= 16")
-        _check(bool(self.map_file) and "/" not in self.map_file, "align.map_file", "a file name inside output_dir")
+        _check(bool(self.map_file) and "/" not in self.map_file, "align.map_file",
+               "a file name inside output_dir")
         self.loss.validate("align.loss")
 
 

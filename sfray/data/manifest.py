@@ -73,7 +73,8 @@ def sample_row(sample: Mapping[str, Any], *, shard: str = "", key: str = "", che
     for qname, qvalue in sorted((sample.get(Field.QUALITY) or {}).items()):
         row[Column.QUALITY_PREFIX + str(qname)] = _quality_value(qvalue)
     if row[Column.STATUS] not in STATUSES:
-        raise SfrayError(f"sample {row[Column.SAMPLE_ID]}: status '{row[Column.STATUS]}' is not one of {STATUSES}")
+        raise SfrayError(f"sample {row[Column.SAMPLE_ID]}: status '{row[Column.STATUS]}' is not one of "
+                         f"{STATUSES}")
     return row
 
 
@@ -139,7 +140,8 @@ class Manifest:
                 continue
             done.add(sid)
             if row.get(Column.STATUS) not in STATUSES:
-                raise SfrayError(f"manifest row {sid}: status '{row.get(Column.STATUS)}' is not one of {STATUSES}")
+                raise SfrayError(f"manifest row {sid}: status '{row.get(Column.STATUS)}' is not one of "
+                                 f"{STATUSES}")
             shard = row.get(Column.SHARD) or ""
             if layout.is_tmp(shard):
                 raise SfrayError(f"manifest row {sid}: shard '{shard}' is a temporary file, "

@@ -11,7 +11,7 @@ regenerated shard checksum-equal to the first attempt. Codecs:
 
 - ``png`` / ``jpeg`` / ``webp``: the image ``(3, H, W)`` uint8 (``GenerateSection.image_format``
   and ``image_quality``); segmentation ``(H, W)`` uint8 ids is always lossless PNG;
-- ``zraw``: zlib-compressed little-endian array bytes. Depth is stored as float16 (DESIGN §4),
+- ``zraw``: zlib-compressed little-endian array bytes. Depth is stored as float16 (docs/conventions.md),
   other arrays in their own dtype (landmarks, camera and FLAME parameters float32);
 - ``zbits``: zlib-compressed ``np.packbits`` of a bool array (mask, landmark visibility).
 

@@ -8,10 +8,11 @@ from a worker or task index, so a retried write targets the same name (docs/data
 
 :func:`write_shard` builds ``shards/<name>.lmdb.tmp-<unique>`` next to the final file (same
 filesystem), fsyncs it (``sfray.io.atomic`` helpers), then publishes it with ``os.link`` (atomic,
-and unlike a rename it never clobbers an existing shard). If the final name exists with the same content checksum the write is a no-op; with different content it
-raises. A crash leaves only the tmp file, which :func:`sfray.data.manifest.sweep` removes. The
-returned :class:`ShardReceipt` is small and picklable: it is what a Ray ``Datasink.write()``
-returns to the driver, whose ``Manifest.commit`` makes the shard's samples exist.
+and unlike a rename it never clobbers an existing shard). If the final name exists with the same
+content checksum the write is a no-op; with different content it raises. A crash leaves only the
+tmp file, which :func:`sfray.data.manifest.sweep` removes. The returned :class:`ShardReceipt` is
+small and picklable: the generation run logs it as a receipt, and ``Manifest.commit`` of its rows
+makes the shard's samples exist.
 
 Build on a local disk: LMDB must not be *written* on network filesystems (lmdb.h caveats).
 """

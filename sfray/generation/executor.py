@@ -73,4 +73,5 @@ class InProcessExecutor:
     def execute(self, cfg: GenerateJobConfig, units: Sequence[WorkUnit]) -> None:
         for unit in units:
             made = self.records(cfg, unit.sample_ids)
-            write_unit(cfg.output_dir, unit.sample_ids.tolist(), [m.record for m in made], [m.row for m in made])
+            write_unit(cfg.output_dir, unit.sample_ids.tolist(), [m.record for m in made],
+                       [m.row for m in made])

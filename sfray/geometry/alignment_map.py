@@ -63,7 +63,8 @@ class AlignmentMap:
     #: ``Extra.MESH_TO_WORLD_SYNTHFORGE`` of a Next3D generator; the authors' fixMapMLP01.pth).
     BASES = ("generator", "synthforge")
 
-    def __init__(self, matrix: torch.Tensor | None = None, *, source: str = "identity", base: str = "generator"):
+    def __init__(self, matrix: torch.Tensor | None = None, *, source: str = "identity",
+                 base: str = "generator"):
         if base not in self.BASES:
             raise AssetError(f"{source}: alignment map base '{base}' is not one of {self.BASES}")
         self.base = base

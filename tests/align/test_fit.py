@@ -76,7 +76,8 @@ def _annotate_with_map_file(path: Path, knob: str) -> None:
     specs = make_specs(np.arange(500, 502), 9, cfg.sampling, cfg.camera, n_shape=head.n_shape,
                        n_expression=head.n_expression, latent_dim=0)
     out = build_generator(cfg, head, "cpu").generate(specs)
-    err = (Annotator(head, 128, cfg.annotate).annotate(out).landmarks_2d - out.extras[Extra.LANDMARKS_2D_RENDERED])
+    truth = out.extras[Extra.LANDMARKS_2D_RENDERED]
+    err = (Annotator(head, 128, cfg.annotate).annotate(out).landmarks_2d - truth)
     assert err.norm(dim=-1).mean() < 0.25
 
 

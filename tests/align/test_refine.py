@@ -20,7 +20,8 @@ def _batch(knob: str, n: int = 4):
     from sfray.sampling import make_specs
 
     cfg = load_config(GenerateJobConfig, None, [f"generate.resolution={RES}", f"faults.misalign={knob}",
-                                                "generator.procedural.hair_cap_prob=0", "annotate.refine.enabled=true"])
+                                                "generator.procedural.hair_cap_prob=0",
+                                                "annotate.refine.enabled=true"])
     head = build_head(cfg.head)
     gen = build_generator(cfg, head, "cpu")
     specs = make_specs(np.arange(n), 1, cfg.sampling, cfg.camera, n_shape=head.n_shape,

@@ -1,4 +1,4 @@
-"""Acceptance tests of the annotator on the procedural head (issue 3).
+"""Acceptance tests of the annotator on the procedural head.
 
 The annotator reads only the mesh, so these tests drive it with geometry-only generator outputs
 (``helpers.mesh_output``); the renderer has its own tests.

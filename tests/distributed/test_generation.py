@@ -158,7 +158,8 @@ def test_bad_asset_fails_once_before_ray_starts(tmp_path):
     out = tmp_path / "bad"
     for override, name in (("head.path=/no/such/generic_model.pkl", "generic_model.pkl"),
                            ("generator.next3d.checkpoint=/no/such/next3d.pkl", "next3d.pkl")):
-        extra = ["head.kind=flame", override] if override.startswith("head") else ["generator.kind=next3d", override]
+        kind = "head.kind=flame" if override.startswith("head") else "generator.kind=next3d"
+        extra = [kind, override]
         with pytest.raises(AssetError, match=name):
             run_generation(tiny(out, *extra), progress=False)
         assert not out.exists(), "nothing is written for a job that cannot start"

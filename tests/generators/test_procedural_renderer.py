@@ -31,7 +31,8 @@ def _specs(n: int = 3, seed0: int = 11):
 
 
 def _gen(misalign=None, **cfg) -> ProceduralGenerator:
-    return ProceduralGenerator(procedural_head(), RES, ProceduralGeneratorConfig(**cfg), "cpu", misalign=misalign)
+    return ProceduralGenerator(procedural_head(), RES, ProceduralGeneratorConfig(**cfg), "cpu",
+                               misalign=misalign)
 
 
 def _iou(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -100,7 +101,8 @@ def test_misalign_moves_the_render_not_the_annotation():
     # an alignment map equal to the misalignment puts the annotation back on the image
     fixed = Annotator(procedural_head(), RES, AnnotateConfig(), AlignmentMap(similarity_matrix(MISALIGN)))
     a_fixed = fixed.annotate(moved)
-    torch.testing.assert_close(a_fixed.landmarks_2d, moved.extras[Extra.LANDMARKS_2D_RENDERED], atol=1e-3, rtol=0)
+    truth = moved.extras[Extra.LANDMARKS_2D_RENDERED]
+    torch.testing.assert_close(a_fixed.landmarks_2d, truth, atol=1e-3, rtol=0)
     for i in range(2):
         assert _iou(a_fixed.mask[i], moved.mask[i] > 0.5) > 0.95
 

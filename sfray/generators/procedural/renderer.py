@@ -1,6 +1,6 @@
 """The procedural renderer: the head mesh, textured, shaded and lit, over a random background.
 
-It plays Next3D's role on a machine without licensed assets (DESIGN §5): same inputs
+It plays Next3D's role on a machine without licensed assets (docs/architecture.md): same inputs
 (``SampleSpecs``), same outputs (``GeneratorOutput``: image, the generator's depth and mask, the
 driving head mesh and ``mesh_to_world``). One batch goes
 
