@@ -36,7 +36,7 @@ import torch
 
 from sfray.annotate.detector import Detector, load_detector, run_detector
 from sfray.config.schema import QualityConfig
-from sfray.conventions import Extra, Status
+from sfray.conventions import Extra, Field, Status
 from sfray.generators.base import GeneratorOutput
 from sfray.geometry.resample import resample_depth_mask, sample_bilinear
 
@@ -56,7 +56,7 @@ class QualityVerdict:
     figures: dict[str, float | bool] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "reason": self.reason, **self.figures}
+        return {Field.STATUS: self.status, Field.REASON: self.reason, **self.figures}
 
 
 def mask_iou(mesh_mask: torch.Tensor, gen_mask: torch.Tensor) -> torch.Tensor:

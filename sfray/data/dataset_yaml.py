@@ -23,6 +23,7 @@ from sfray.conventions import (
     SEG_CLASSES,
     SEG_FLIP_PAIRS,
     SEG_UNUSED_COLORS,
+    Column,
 )
 from sfray.data import layout
 from sfray.data.manifest import Manifest
@@ -62,7 +63,7 @@ def build_dataset_yaml(
     source: str = "sfray",
 ) -> dict[str, Any]:
     """The dataset.yaml content as a dict (``config`` is the resolved config as plain data)."""
-    generators = sorted(set(manifest.table.column("generator").to_pylist()) - {""})
+    generators = sorted(set(manifest.table.column(Column.GENERATOR).to_pylist()) - {""})
     return {
         "format": DATASET_FORMAT,
         "record_format": FORMAT_VERSION,

@@ -57,7 +57,7 @@ def sample_row(sample: Mapping[str, Any], *, shard: str = "", key: str = "", che
                nbytes: int = 0, status: str | None = None, reason: str | None = None) -> dict[str, Any]:
     """The manifest row of one sample dict (decoded record or pipeline output).
 
-    ``status``/``reason`` default to the sample's own ``status``/``reason`` entries, else "ok"/"".
+    ``status``/``reason`` default to the sample's own ``status``/``reason`` entries, else ok / "".
     """
     row: dict[str, Any] = {
         Column.SAMPLE_ID: int(sample[Field.SAMPLE_ID]), Column.SHARD: shard, Column.KEY: key,

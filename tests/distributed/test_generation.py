@@ -85,6 +85,20 @@ def test_split_runs_are_byte_identical_to_one_run(tmp_path, ray_local):
     assert (one / "preview.png").is_file() and (one / "dataset.yaml").is_file()
 
 
+def test_the_ray_executor_makes_the_recorded_records(tmp_path, ray_local):
+    """The fixture's config through the actor pool gives the bytes recorded before the refactor."""
+    from tests.generation.fixture_rows import expected_rows, fixture, manifest_rows
+
+    out = tmp_path / "fixture"
+    cfg = load_config(GenerateJobConfig, None, [f"output_dir={out}", *fixture()["overrides"],
+                                                "ray.actors_min=1", "ray.actors_max=2"])
+    assert run_generation(cfg, progress=False).committed == 16
+    expected = expected_rows()
+    if expected is None:
+        pytest.skip("library versions differ from the fixture's")
+    assert manifest_rows(out) == expected
+
+
 def test_resume_refuses_incompatible_settings(tmp_path, ray_local):
     from sfray.errors import ConfigError
 

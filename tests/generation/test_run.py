@@ -6,7 +6,6 @@ Everything here runs without Ray; ``tests/distributed`` runs the same run with t
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 
 import pytest
@@ -14,37 +13,16 @@ import pytest
 from sfray.config.loader import load_config
 from sfray.config.schema import GenerateJobConfig
 from sfray.data import layout
-from sfray.data.manifest import Manifest
 from sfray.data.verify import verify_dataset
 from sfray.errors import ConfigError
 from sfray.generation.executor import InProcessExecutor, WorkerLost
 from sfray.generation.run import run_generation
-
-FIXTURE = Path(__file__).with_name("record_fixture.json")
+from tests.generation.fixture_rows import expected_rows, fixture, manifest_rows
 
 
 def cfg_for(out: Path, *extra: str) -> GenerateJobConfig:
-    fixture = json.loads(FIXTURE.read_text())
-    return load_config(GenerateJobConfig, None, [f"output_dir={out}", *fixture["overrides"],
+    return load_config(GenerateJobConfig, None, [f"output_dir={out}", *fixture()["overrides"],
                                                  "generate.preview_samples=2", *extra])
-
-
-def manifest_rows(out: Path) -> list[dict]:
-    keys = ("sample_id", "shard", "key", "checksum", "nbytes", "status")
-    return [{k: r[k] for k in keys} for r in Manifest.load(out).rows()]
-
-
-def fixture_rows() -> list[dict] | None:
-    """The recorded rows, or None when the library versions differ (see test_record_fixture.py)."""
-    import numpy
-    import PIL
-    import torch
-
-    fixture = json.loads(FIXTURE.read_text())
-    now = {"torch": torch.__version__, "numpy": numpy.__version__, "pillow": PIL.__version__}
-    same = all(v.split("+")[0].split(".")[:2] == now[k].split("+")[0].split(".")[:2]
-               for k, v in fixture["versions"].items())
-    return fixture["rows"] if same else None
 
 
 def test_in_process_run_matches_the_record_fixture_and_resumes_identically(tmp_path):
@@ -59,7 +37,7 @@ def test_in_process_run_matches_the_record_fixture_and_resumes_identically(tmp_p
     assert summary.committed == 16 and summary.generated_this_run == 16
     last = stream.getvalue().splitlines()[-1]
     assert last.startswith("generate: 16/16") and "/s, ETA" in last and "shards 2" in last
-    expected = fixture_rows()
+    expected = expected_rows()
     if expected is not None:
         assert manifest_rows(one) == expected
     assert verify_dataset(one).ok
@@ -100,7 +78,7 @@ def test_a_lost_worker_ends_the_pass_and_the_run_resumes_the_rest(tmp_path, caps
     assert executor.passes == [[0, 1], [1]], "the second pass plans only the unit that was lost"
     assert summary.committed == 16 and verify_dataset(out).ok
     assert "resuming the 8 missing samples (pass 2/3)" in capsys.readouterr().err
-    expected = fixture_rows()
+    expected = expected_rows()
     if expected is not None:
         assert manifest_rows(out) == expected
 
