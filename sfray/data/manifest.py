@@ -32,6 +32,8 @@ from sfray.data import layout
 from sfray.errors import AssetError, SfrayError
 from sfray.io.atomic import atomic_path
 
+#: What :func:`sweep` may do with complete shards that no row references.
+SWEEP_MODES = ("keep", "move", "delete")
 #: The valid status strings (old manifests hold the same strings).
 STATUSES = tuple(s.value for s in Status)
 _LISTS = (Column.CAMERA, Column.SHAPE, Column.EXPRESSION, Column.POSE)
@@ -198,8 +200,8 @@ def sweep(dataset_dir: str | Path, *, unreferenced: str = "keep") -> dict[str, l
     ``DATASET/orphans/`` (``"move"``: lets a rerun rebuild them even if its bytes differ), or
     deleted (``"delete"``). Committed shards are never touched.
     """
-    if unreferenced not in ("keep", "move", "delete"):
-        raise SfrayError(f"sweep: unreferenced='{unreferenced}' is not keep|move|delete")
+    if unreferenced not in SWEEP_MODES:
+        raise SfrayError(f"sweep: unreferenced='{unreferenced}' is not one of {SWEEP_MODES}")
     root = Path(dataset_dir)
     removed = []
     for p in layout.tmp_files(root):
