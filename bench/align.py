@@ -2,9 +2,9 @@
 
 Each variant makes the same batches with the same procedural generator and annotator:
 
-* ``base``: generate + annotate (what the producer does without issue 11's extras);
+* ``base``: generate + annotate (what the producer does without the quality and refinement extras);
 * ``quality``: + :class:`~sfray.annotate.quality.QualityGate` figures (no detector);
-* ``refine``: + :class:`~sfray.annotate.refine.Refiner` (default ``annotate.refine``: rigid, 4
+* ``refine``: + :class:`~sfray.align.refine.Refiner` (default ``annotate.refine``: rigid, 4
   steps at 64²) before annotating, + the quality figures.
 
 Reported as milliseconds per sample (median over repeats, after one warm-up batch), plus the
@@ -34,9 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def build(args: argparse.Namespace):
+    from sfray.align.refine import Refiner
     from sfray.annotate.annotator import Annotator
     from sfray.annotate.quality import QualityGate
-    from sfray.annotate.refine import Refiner
     from sfray.config import GenerateJobConfig, load_config
     from sfray.generators.factory import build_generator
     from sfray.head import build_head

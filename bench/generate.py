@@ -1,7 +1,9 @@
 """Generation throughput: the full Ray pipeline vs. a plain loop, measured in the same run.
 
-Both make the same samples with the same generator and write the same LMDB shards + manifest;
-the difference is the Ray overhead (actor pool, object store, datasink). Prints one JSON line.
+Both are the same library run (``sfray.generation.run.run_generation``: same samples, same
+generator, same LMDB shards + manifest + preview) with a different executor: the in-process one
+(a plain loop) or the Ray one; the difference is the Ray overhead (actor pool, object store,
+datasink). Prints one JSON line.
 
     python bench/generate.py --samples 256 --res 256 --actors 2
     python bench/generate.py --samples 2048 --res 512 --actors 1 --gpus-per-actor 1   # on a GPU node
@@ -33,19 +35,13 @@ def _cfg(out: Path, args: argparse.Namespace):
 
 
 def plain_loop(out: Path, args: argparse.Namespace) -> float:
-    """Baseline: one process (torch uses every core), SampleProducer + write_unit per shard, commit."""
-    from sfray.generation.commit import prepare_dataset_dir, recover, write_unit
-    from sfray.generation.plan import plan_units
-    from sfray.generation.producer import SampleProducer
+    """Baseline: one process (torch uses every core), the in-process executor's loop over units."""
+    from sfray.generation.executor import InProcessExecutor
+    from sfray.generation.run import run_generation
 
     cfg = _cfg(out, args)
     start = time.perf_counter()  # like the Ray job's timer: includes building the generator stack
-    prepare_dataset_dir(cfg)
-    producer = SampleProducer(cfg)
-    for unit in plan_units(cfg.generate.num_samples, cfg.generate.samples_per_shard):
-        made = producer.produce(unit.sample_ids)
-        write_unit(out, unit.sample_ids.tolist(), [m.record for m in made], [m.row for m in made])
-    recover(out)
+    run_generation(cfg, InProcessExecutor(), progress=False)
     return time.perf_counter() - start
 
 
@@ -53,7 +49,8 @@ def ray_pipeline(out: Path, args: argparse.Namespace) -> tuple[float, float]:
     """(seconds incl. starting Ray, seconds after Ray is up: actor start-up included, as in the loop)."""
     import ray
 
-    from sfray.distributed.generation import run_generation
+    from sfray.distributed.executor import RayExecutor
+    from sfray.generation.run import run_generation
 
     cfg = _cfg(out, args)
     from sfray.distributed.runtime import use_loopback
@@ -62,7 +59,7 @@ def ray_pipeline(out: Path, args: argparse.Namespace) -> tuple[float, float]:
     t0 = time.perf_counter()
     ray.init(num_cpus=max(os.cpu_count() or 2, args.actors), include_dashboard=False, log_to_driver=False)
     t1 = time.perf_counter()
-    run_generation(cfg, progress=False)
+    run_generation(cfg, RayExecutor(cfg.ray), progress=False)
     t2 = time.perf_counter()
     ray.shutdown()
     return t2 - t0, t2 - t1

@@ -1,4 +1,4 @@
-"""The one place for sfray's tensor conventions (DESIGN.md §4).
+"""The one place for sfray's conventions, described in prose in docs/conventions.md.
 
 Every module that touches cameras, pixels, landmarks, segmentation labels, depth or record
 field names imports its constants from here; nothing else spells them out again.
@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import Enum
 from typing import Final
+
+import numpy as np
 
 # --------------------------------------------------------------------------------------------
 # Cameras (EG3D / Next3D)
@@ -34,9 +37,9 @@ DEFAULT_CAMERA_PIVOT: Final = (0.0, 0.0, 0.2)
 
 # --------------------------------------------------------------------------------------------
 # Head model space -> generator world.
-# The SynthForge release's annotation transform (SYNTHFORGE.md §1.2), also the procedural
+# The SynthForge release's annotation transform (docs/synthforge.md), also the procedural
 # renderer's: world = (p + ORTH_SHIFT) * ORTH_SCALE / 2 + (0, 0, WORLD_Z_OFFSET)
-# (``sfray.annotate.transform.head_to_world_matrix``). Next3D's network itself samples the mesh
+# (``sfray.geometry.transform.head_to_world_matrix``). Next3D's network itself samples the mesh
 # 0.02 m higher (its y flip turns the -0.01 shift into +0.01: ``sfray.generators.next3d.world``),
 # so a Next3D generator reports that geometry as ``mesh_to_world`` and the release transform as
 # ``extras["mesh_to_world_synthforge"]`` (the base the authors' ``fixMapMLP01.pth`` was fitted on).
@@ -98,7 +101,7 @@ def _ibug68_mirror() -> tuple[int, ...]:
 IBUG68_MIRROR: Final = _ibug68_mirror()
 
 # --------------------------------------------------------------------------------------------
-# Segmentation: the 19 regions of the FLAME UV label map + background (SYNTHFORGE.md §1.3).
+# Segmentation: the 19 regions of the FLAME UV label map + background (docs/conventions.md).
 # "left"/"right" are the subject's: the subject's right ear renders on the image left.
 # --------------------------------------------------------------------------------------------
 
@@ -145,6 +148,9 @@ SEG_NAMES: Final = tuple(c.name for c in SEG_CLASSES)
 SEG_ID: Final = {c.name: c.id for c in SEG_CLASSES}
 NUM_SEG_CLASSES: Final = len(SEG_CLASSES)  # 20, background included
 BACKGROUND_ID: Final = SEG_ID["background"]  # 19
+#: (NUM_SEG_CLASSES, 3) uint8 RGB palette indexed by class id (read-only; background black).
+SEG_PALETTE: Final = np.array([c.color for c in SEG_CLASSES], dtype=np.uint8)
+SEG_PALETTE.flags.writeable = False
 #: Label-map colours that belong to no class (unused UV area, bottom strip): read as background.
 SEG_UNUSED_COLORS: Final = (_hex("#d1823d"), _hex("#00fff1"))
 #: Class pairs swapped by a horizontal flip.
@@ -167,6 +173,8 @@ SEG_FLIP_PERMUTATION: Final = _seg_flip_permutation()
 
 
 class Field:
+    """Keys of a sample dict and of a record (arrays become blobs, the rest record meta)."""
+
     SAMPLE_ID = "sample_id"
     SEED = "seed"
     IMAGE = "image"  # uint8 (3, H, W)
@@ -183,3 +191,80 @@ class Field:
     LATENT = "z"  # float32 (z_dim,) or empty for generators without a latent
     GENERATOR = "generator"  # generator identity string
     QUALITY = "quality"  # dict of per-sample quality figures
+    STATUS = "status"  # Status value: the quality gate's verdict
+    REASON = "reason"  # why flagged/dropped ('+'-joined tokens), "" when ok
+    LANDMARKS_2D_FIXED = "landmarks_2d_fixed"  # float32 (68, 2) pixels, fixed 3D embedding
+    LANDMARKS_3D_FIXED = "landmarks_3d_fixed"  # float32 (68, 3) camera space, fixed 3D embedding
+    DEPTH_KIND = "depth_kind"  # DepthKind value
+    PUPILS_2D = "pupils_2d"  # float32 (2, 2): FaceSynthetics pupil centres, pixels
+    SOURCE_SEGMENTATION = "source_segmentation"  # uint8 (H, W) label map in the source dataset's ids
+    SOURCE_SCHEMA = "source_schema"  # name of the schema of SOURCE_SEGMENTATION
+
+
+class _StrEnum(str, Enum):
+    """A str-valued enum whose members print, format and compare as their plain string value,
+    so the values written into manifests and receipts stay the strings older files hold."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class Status(_StrEnum):
+    """A sample's quality verdict (record ``Field.STATUS``, manifest ``Column.STATUS``)."""
+
+    OK = "ok"
+    FLAGGED = "flagged"  # failed a threshold, kept and marked
+    DROPPED = "dropped"  # failed a threshold, no record; the manifest keeps its row and reason
+
+
+#: Statuses of samples that have a record (what readers return by default).
+KEPT_STATUSES: Final = (Status.OK, Status.FLAGGED)
+
+
+class DepthKind(_StrEnum):
+    """What a record's depth means (``Field.DEPTH_KIND``)."""
+
+    METRIC = "metric"  # camera-space z in generator world units
+    RELATIVE = "relative"  # imported per-image 0..1 normalisation (no scale)
+
+
+# --------------------------------------------------------------------------------------------
+# Manifest columns (``manifest.parquet``): one row per sample. Lists are float32.
+# --------------------------------------------------------------------------------------------
+
+
+class Column:
+    """Column names of ``manifest.parquet``; per-quality-figure columns are ``QUALITY_PREFIX + name``."""
+
+    SAMPLE_ID = Field.SAMPLE_ID  # int64
+    SHARD = "shard"  # string, "" for a dropped sample
+    KEY = "key"  # string, the record's LMDB key
+    CHECKSUM = "checksum"  # string, sha256 of the record bytes
+    NBYTES = "nbytes"  # int64, record size
+    STATUS = Field.STATUS  # string, a Status value
+    REASON = Field.REASON  # string
+    SEED = Field.SEED  # int64, -1 when unknown
+    GENERATOR = Field.GENERATOR  # string
+    CAMERA = Field.CAMERA
+    SHAPE = Field.SHAPE
+    EXPRESSION = Field.EXPRESSION
+    POSE = Field.POSE
+    QUALITY_PREFIX = "quality_"
+
+
+# --------------------------------------------------------------------------------------------
+# ``GeneratorOutput.extras`` keys read outside the generator that writes them.
+# --------------------------------------------------------------------------------------------
+
+
+class Extra:
+    LANDMARKS_2D_RENDERED = "landmarks_2d_rendered"  # (B, 68, 2) pixels: landmarks as drawn (procedural)
+    RENDER_TO_WORLD = "render_to_world"  # (B, 4, 4) where the procedural renderer really drew the head
+    MESH_TO_WORLD_SYNTHFORGE = "mesh_to_world_synthforge"  # (B, 4, 4) the release's annotation transform
+    DENSITY_POINTS = "density_points"  # (B, N, 3) world points sampled by a volume renderer
+    DENSITY_SIGMA = "density_sigma"  # (B, N) their densities
+    IMAGE_RAW = "image_raw"  # (B, 3, R, R) Next3D's raw neural render in [-1, 1]
+    RAY_DEPTH = "ray_depth"  # (B, R, R) Next3D's distance along each ray

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 import torch
 
 from sfray.annotate.annotator import Annotator
-from sfray.annotate.quality import EXTRA_TRUE_LANDMARKS, depth_residuals, landmark_distance, mask_iou
-from sfray.annotate.transform import AlignmentMap
+from sfray.annotate.quality import depth_residuals, landmark_distance, mask_iou
+from sfray.conventions import Extra
 from sfray.generators.base import GeneratorOutput
+from sfray.geometry.alignment_map import AlignmentMap
 
 
 @dataclass
@@ -34,7 +35,7 @@ class Figures:
 
     def add(self, out: GeneratorOutput, annotator: Annotator, detections: torch.Tensor | None) -> None:
         ann = annotator.annotate(out)
-        truth = out.extras.get(EXTRA_TRUE_LANDMARKS)
+        truth = out.extras.get(Extra.LANDMARKS_2D_RENDERED)
         target, source = (truth, "ground_truth") if truth is not None else (detections, "detector")
         if target is not None:
             d = landmark_distance(ann.landmarks_2d.detach().cpu(), target.detach().cpu())

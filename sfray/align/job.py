@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,16 +28,18 @@ from sfray.align.model import describe
 from sfray.align.observe import FitBatch, observe
 from sfray.align.report import render_markdown
 from sfray.align.solver import fit
-from sfray.annotate.alignment import AlignmentMap, load_alignment_map, save_alignment_map
 from sfray.annotate.detector import load_detector, run_detector
-from sfray.annotate.quality import EXTRA_TRUE_LANDMARKS
-from sfray.annotate.transform import similarity_matrix
 from sfray.config.loader import to_yaml
 from sfray.config.schema import AlignJobConfig
+from sfray.conventions import Extra
 from sfray.errors import SfrayError
+from sfray.geometry.alignment_map import AlignmentMap, load_alignment_map, save_alignment_map
+from sfray.geometry.transform import similarity_matrix
+from sfray.io.atomic import atomic_write_text
 
 REPORT_JSON = "align_report.json"
 REPORT_MD = "align_report.md"
+CONFIG_FILE = "config.yaml"  # the resolved config, next to the map it produced
 CONVENTION = "annotated_world = A @ mesh_to_world @ p; a knob S moving the rendered head is fixed by A = S"
 
 
@@ -48,25 +48,6 @@ class AlignResult:
     output_dir: Path
     map_path: Path
     report: dict[str, Any]
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _landmark_source(cfg: AlignJobConfig) -> str:
@@ -84,9 +65,8 @@ def _batches(ids: np.ndarray, size: int):
 def run_align(cfg: AlignJobConfig, stream: TextIO | None = sys.stderr,
               on_iteration: Callable[[int, dict[str, Any]], None] | None = None) -> AlignResult:
     """Fit, evaluate and write the alignment map of ``cfg`` (see the module docstring)."""
-    from sfray.generators.factory import build_generator
-    from sfray.annotate.contour import CameraContour
-    from sfray.head import build_head
+    from sfray.annotate.stack import build_stack
+    from sfray.head.contour import CameraContour
     from sfray.sampling import make_specs
 
     t0 = time.monotonic()
@@ -97,9 +77,8 @@ def run_align(cfg: AlignJobConfig, stream: TextIO | None = sys.stderr,
             stream.flush()
 
     a = cfg.align
-    device = _device(cfg.generator.device)
-    head = build_head(cfg.head).to(device)
-    generator = build_generator(cfg, head, device)
+    stack = build_stack(cfg, with_annotator=False)
+    device, head, generator = stack.device, stack.head, stack.generator
     faces = torch.as_tensor(np.asarray(head.faces), dtype=torch.int64)
     source = _landmark_source(cfg)
     detector = load_detector(cfg.quality.detector) if source == "detector" else None
@@ -114,10 +93,10 @@ def run_align(cfg: AlignJobConfig, stream: TextIO | None = sys.stderr,
         if source == "detector":
             return run_detector(detector, out.image.detach().cpu())
         if source == "ground_truth":
-            truth = out.extras.get(EXTRA_TRUE_LANDMARKS)
+            truth = out.extras.get(Extra.LANDMARKS_2D_RENDERED)
             if truth is None:
                 raise SfrayError(f"align.landmarks=ground_truth: generator '{generator.identity}' exposes "
-                                 f"no ground-truth landmarks (extras['{EXTRA_TRUE_LANDMARKS}']); "
+                                 f"no ground-truth landmarks (extras['{Extra.LANDMARKS_2D_RENDERED}']); "
                                  "use detector or none")
             return truth
         return None
@@ -181,9 +160,9 @@ def run_align(cfg: AlignJobConfig, stream: TextIO | None = sys.stderr,
     map_path = save_alignment_map(fitted, out_dir / a.map_file,
                                   info={"model": a.model, "samples": a.num_samples,
                                         "generator": generator.identity})
-    write_text_atomic(out_dir / REPORT_JSON, json.dumps(_finite(report), indent=2) + "\n")
-    write_text_atomic(out_dir / REPORT_MD, render_markdown(report))
-    write_text_atomic(out_dir / "config.yaml", to_yaml(cfg))
+    atomic_write_text(out_dir / REPORT_JSON, json.dumps(_finite(report), indent=2) + "\n")
+    atomic_write_text(out_dir / REPORT_MD, render_markdown(report))
+    atomic_write_text(out_dir / CONFIG_FILE, to_yaml(cfg))
     return AlignResult(out_dir, map_path, report)
 
 
@@ -225,8 +204,8 @@ def build_report(cfg: AlignJobConfig, init: AlignmentMap, fitted: AlignmentMap, 
         "seconds": round(seconds, 2),
     }
     if cfg.generator.kind == "procedural":
-        knob = similarity_matrix(cfg.generator.misalign)
+        knob = similarity_matrix(cfg.faults.misalign)
         residual = fitted.matrix @ torch.linalg.inv(knob)
-        report["knob"] = list(cfg.generator.misalign)
+        report["knob"] = list(cfg.faults.misalign)
         report["map_times_knob_inverse"] = describe(residual)
     return report

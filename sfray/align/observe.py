@@ -14,16 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from sfray.annotate.transform import transform_points
+from sfray.conventions import Extra
 from sfray.generators.base import GeneratorOutput
 from sfray.geometry.camera import camera_label_to_matrices
+from sfray.geometry.resample import resample_coverage
+from sfray.geometry.transform import transform_points
 
-#: ``GeneratorOutput.extras`` keys the losses use when a generator provides them.
-EXTRA_DENSITY_POINTS = "density_points"  # (B, N, 3) world points sampled by the volume renderer
-EXTRA_DENSITY_SIGMA = "density_sigma"  # (B, N) their densities
 #: Normalised density above which a volume sample counts as surface (the authors' 0.4).
 DENSITY_SURFACE = 0.4
 
@@ -67,41 +65,6 @@ class FitBatch:
                         [p for b in items for p in b.gen_points], cat("landmark_target"))
 
 
-def resample_coverage(depth: Tensor, mask: Tensor, r: int) -> tuple[Tensor, Tensor]:
-    """Generator depth (B, H, W) and soft mask (B, H, W) -> (B, r, r) depth and soft coverage.
-
-    At an integer ratio the filter is the exact box (the coarse pixel's coverage is the mean of its
-    fine pixels' coverage, which :func:`signed_distance` relies on); otherwise a centred
-    antialiased bilinear kernel (an uncentred box over a non-integer ratio would shift the outline
-    by a fraction of a pixel, which the silhouette loss would faithfully turn into a scale error).
-    Depth is averaged over foreground only (no blending with the background).
-    """
-    if depth.shape[-2:] == (r, r):
-        return depth.to(torch.float64), mask.to(torch.float64).clamp(0, 1)
-    m = mask.to(torch.float64).clamp(0, 1).unsqueeze(1)
-    fg = (m >= 0.5).to(torch.float64)
-    d = depth.to(torch.float64).unsqueeze(1)
-
-    h, w = depth.shape[-2:]
-
-    def filt(x: Tensor) -> Tensor:
-        if h == w and h % r == 0:  # integer ratio: a box filter keeps "coverage" exact
-            return F.avg_pool2d(x, h // r)
-        return F.interpolate(x, size=(r, r), mode="bilinear", align_corners=False, antialias=True)
-
-    soft = filt(m).clamp(0, 1)
-    num, den = filt(d * fg), filt(fg)
-    out_d = torch.where(den > 1e-6, num / den.clamp_min(1e-6), torch.zeros_like(num))
-    return out_d.squeeze(1), soft.squeeze(1)
-
-
-def resample_depth_mask(depth: Tensor, mask: Tensor, r: int) -> tuple[Tensor, Tensor]:
-    """Like :func:`resample_coverage` but with a bool mask (coverage >= 0.5) and depth 0 outside."""
-    d, cov = resample_coverage(depth, mask, r)
-    keep = cov >= 0.5
-    return d * keep, keep
-
-
 def signed_distance(coverage: Tensor) -> tuple[Tensor, Tensor]:
     """Soft coverage (B, r, r) -> signed distance to the silhouette in pixels (> 0 outside) and its
     gradient (B, r, r, 2) as d/dx, d/dy.
@@ -128,21 +91,6 @@ def signed_distance(coverage: Tensor) -> tuple[Tensor, Tensor]:
     out = torch.from_numpy(sdf).to(coverage.device)
     grad = torch.from_numpy(np.stack([gx, gy], axis=-1)).to(coverage.device)
     return out, grad
-
-
-def sample_bilinear(img: Tensor, b: Tensor, xy: Tensor) -> Tensor:
-    """Sample img (B, H, W[, C]) at pixel coords xy (N, 2) (sfray convention) of images b; bilinear,
-    clamped to the image."""
-    h, w = img.shape[1], img.shape[2]
-    x = (xy[:, 0] - 0.5).clamp(0, w - 1.000001)
-    y = (xy[:, 1] - 0.5).clamp(0, h - 1.000001)
-    x0, y0 = x.floor().long(), y.floor().long()
-    fx, fy = x - x0, y - y0
-    if img.dim() == 4:
-        fx, fy = fx[:, None], fy[:, None]
-    v00, v01 = img[b, y0, x0], img[b, y0, x0 + 1]
-    v10, v11 = img[b, y0 + 1, x0], img[b, y0 + 1, x0 + 1]
-    return (v00 * (1 - fx) + v01 * fx) * (1 - fy) + (v10 * (1 - fx) + v11 * fx) * fy
 
 
 def pixel_rays(r: int, intrinsics: Tensor) -> Tensor:
@@ -173,7 +121,7 @@ def backproject(depth: Tensor, mask: Tensor, intrinsics: Tensor, cam2world: Tens
 def density_surface_points(out: GeneratorOutput, i: int, max_points: int,
                            generator: torch.Generator | None = None) -> Tensor | None:
     """Volume samples of sample ``i`` whose min-max-normalised density exceeds DENSITY_SURFACE."""
-    pts, sigma = out.extras.get(EXTRA_DENSITY_POINTS), out.extras.get(EXTRA_DENSITY_SIGMA)
+    pts, sigma = out.extras.get(Extra.DENSITY_POINTS), out.extras.get(Extra.DENSITY_SIGMA)
     if pts is None or sigma is None:
         return None
     p, s = pts[i].reshape(-1, 3).to(torch.float64), sigma[i].reshape(-1).to(torch.float64)

@@ -34,9 +34,10 @@ import torch
 from torch import Tensor
 
 from sfray.align.model import delta_matrix
-from sfray.align.observe import FitBatch, pixel_rays, sample_bilinear
+from sfray.align.observe import FitBatch, pixel_rays
 from sfray.geometry.projection import to_screen_perspective
 from sfray.geometry.rasterizer import face_attributes, interpolate, rasterize
+from sfray.geometry.resample import sample_bilinear
 
 TERMS = ("depth", "silhouette", "chamfer", "landmark")
 #: Signed distance of a 4-connected edge pixel's centre to its own mask's outline (pixels).

@@ -8,7 +8,7 @@ rendering camera (``sfray.geometry.camera``), then rasterizes it once with sfray
 * ``landmarks_2d`` (B, 68, 2) pixels and ``landmarks_3d`` (B, 68, 3) camera space are the 68 iBUG
   points with the *dynamic* contour, the points 2D benchmarks mean. ``annotate.contour`` picks the
   17 jaw points: ``camera`` (default) re-evaluates them on ``head_vertices`` from the dynamic-table
-  row of the yaw this sample's camera sees (head pose + camera azimuth, ``sfray.annotate.contour``),
+  row of the yaw this sample's camera sees (head pose + camera azimuth, ``sfray.head.contour``),
   so a camera turned round the head moves the far-side jaw points onto the visible outline;
   ``head`` keeps ``head_landmarks`` as the head model chose them from its own rotation (FLAME's
   convention, blind to the camera). The 51 static points are ``head_landmarks[:, 17:]`` either way.
@@ -20,7 +20,7 @@ rendering camera (``sfray.geometry.camera``), then rasterizes it once with sfray
 * ``landmarks_visible`` (B, 68): inside the image and not self-occluded
   (``sfray.annotate.visibility``, ``annotate.visibility_tolerance`` of z slack).
 * ``segmentation`` (B, H, W) uint8: per-pixel UV (perspective-correct barycentrics of the per-face
-  -corner UVs) looked up *nearest* in the UV label map (``sfray.annotate.uv_segmentation``);
+  -corner UVs) looked up *nearest* in the UV label map (``sfray.geometry.uv_labels``);
   ``BACKGROUND_ID`` where no face covers the pixel centre.
 * ``depth`` (B, H, W) float32 camera-space z of the mesh, 0 outside; ``mask`` (B, H, W) bool, which
   equals ``segmentation != BACKGROUND_ID`` and the mesh coverage (unlabelled UV texels are filled
@@ -35,25 +35,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from sfray.annotate.contour import CameraContour
-
-#: ``GeneratorOutput.extras`` key of the release's head -> world transform (Next3D reports it).
-SYNTHFORGE_BASE_KEY = "mesh_to_world_synthforge"
-from sfray.annotate.transform import AlignmentMap, transform_points
-from sfray.annotate.uv_segmentation import fill_unlabelled, lookup_labels
 from sfray.annotate.visibility import landmark_visibility
+from sfray.config.registries import CONTOUR_MODES
 from sfray.config.schema import AnnotateConfig
-from sfray.conventions import BACKGROUND_ID, Field
+from sfray.conventions import BACKGROUND_ID, Extra, Field
 from sfray.errors import ConfigError
 from sfray.generators.base import GeneratorOutput, SampleSpecs
+from sfray.geometry.alignment_map import AlignmentMap
 from sfray.geometry.camera import camera_label_to_matrices, world_to_camera
 from sfray.geometry.projection import to_screen_perspective
-from sfray.geometry.rasterizer import get_rasterizer, interpolate
+from sfray.geometry.raster_backends import rasterizer_for
+from sfray.geometry.rasterizer import interpolate
+from sfray.geometry.transform import transform_points
+from sfray.geometry.uv_labels import fill_unlabelled, lookup_labels
+from sfray.head.contour import CameraContour
 from sfray.head.layer import HeadModel
-
-#: Record keys beyond ``Field`` written by :func:`to_record_fields` (extra arrays of a record).
-LANDMARKS_3D_FIXED = "landmarks_3d_fixed"  # float32 (68, 3) camera space, fixed embedding
-LANDMARKS_2D_FIXED = "landmarks_2d_fixed"  # float32 (68, 2) pixels, fixed embedding
 
 
 @dataclass
@@ -82,16 +78,14 @@ class Annotator:
     def __init__(self, head: HeadModel, resolution: int, cfg: AnnotateConfig | None = None,
                  alignment: AlignmentMap | None = None):
         self.cfg = cfg if cfg is not None else AnnotateConfig()
-        if self.cfg.contour not in ("camera", "head"):
-            raise ConfigError(f"bad value for config key 'annotate.contour': '{self.cfg.contour}' "
-                              "is not camera | head")
+        CONTOUR_MODES.check(self.cfg.contour)
         self.resolution = int(resolution)
         if alignment is None and self.cfg.alignment_map:
-            from sfray.annotate.alignment import load_alignment_map
+            from sfray.geometry.alignment_map import load_alignment_map
 
             alignment = load_alignment_map(self.cfg.alignment_map)
         self.alignment = alignment if alignment is not None else AlignmentMap()
-        self.rasterize = get_rasterizer(self.cfg.raster_backend)
+        self.rasterize = rasterizer_for(self.cfg.raster_backend)
         self.faces = torch.as_tensor(_as_numpy(head.faces), dtype=torch.int64)
         uv = torch.as_tensor(_as_numpy(head.uv_coords), dtype=torch.float32)
         uv_faces = torch.as_tensor(_as_numpy(head.uv_faces), dtype=torch.int64)
@@ -116,7 +110,7 @@ class Annotator:
         """
         base = out.mesh_to_world
         if getattr(self.alignment, "base", "generator") == "synthforge":
-            base = out.extras.get(SYNTHFORGE_BASE_KEY, base)
+            base = out.extras.get(Extra.MESH_TO_WORLD_SYNTHFORGE, base)
         return self.alignment.compose(base.to(torch.float64))
 
     def dynamic_landmarks(self, out: GeneratorOutput, m: torch.Tensor) -> torch.Tensor:
@@ -190,8 +184,8 @@ def to_record_fields(annotation: Annotation, out: GeneratorOutput, specs: Sample
         Field.LANDMARKS_2D: np_(annotation.landmarks_2d).astype(np.float32),
         Field.LANDMARKS_3D: np_(annotation.landmarks_3d).astype(np.float32),
         Field.LANDMARKS_VISIBLE: np_(annotation.landmarks_visible).astype(bool),
-        LANDMARKS_2D_FIXED: np_(annotation.landmarks_2d_fixed).astype(np.float32),
-        LANDMARKS_3D_FIXED: np_(annotation.landmarks_3d_fixed).astype(np.float32),
+        Field.LANDMARKS_2D_FIXED: np_(annotation.landmarks_2d_fixed).astype(np.float32),
+        Field.LANDMARKS_3D_FIXED: np_(annotation.landmarks_3d_fixed).astype(np.float32),
         Field.CAMERA: np_(out.camera).astype(np.float32),
         Field.SHAPE: np_(specs.shape).astype(np.float32),
         Field.EXPRESSION: np_(specs.expression).astype(np.float32),

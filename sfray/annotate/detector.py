@@ -1,7 +1,7 @@
 """Landmark-detector plugin: any callable named by a dotted path in the config.
 
 The quality gate and ``sfray align`` can compare the annotation with what a face-landmark detector
-sees in the generated image (the authors used FAN, SYNTHFORGE.md §1.2). sfray ships no detector
+sees in the generated image (the authors used FAN, docs/synthforge.md). sfray ships no detector
 and never downloads one: ``quality.detector`` names an importable object, e.g.
 ``my_pkg.fan_adapter:FanDetector`` or ``my_pkg.fan_adapter.detect``. A class is instantiated once
 with no arguments (load weights in ``__init__``); a function is used as is.

@@ -34,18 +34,16 @@ from typing import Any
 
 import torch
 
-from sfray.align.observe import resample_depth_mask, sample_bilinear
 from sfray.annotate.detector import Detector, load_detector, run_detector
 from sfray.config.schema import QualityConfig
+from sfray.conventions import Extra, Field, Status
 from sfray.generators.base import GeneratorOutput
+from sfray.geometry.resample import resample_depth_mask, sample_bilinear
 
-#: The authors' FAN rule (SYNTHFORGE.md §1.2): mean FAN <-> projected distance at 512^2.
+#: The authors' FAN rule (docs/synthforge.md): mean FAN <-> projected distance at 512^2.
 AUTHORS_MAX_DETECTOR_PX = 11.0
 #: Resolution at which pixel figures are stated.
 REFERENCE_RESOLUTION = 512
-#: ``GeneratorOutput.extras`` key of ground-truth image landmarks (procedural ``misalign``).
-EXTRA_TRUE_LANDMARKS = "landmarks_2d_rendered"
-STATUS_OK, STATUS_FLAGGED, STATUS_DROPPED = "ok", "flagged", "dropped"
 
 
 @dataclass
@@ -58,7 +56,7 @@ class QualityVerdict:
     figures: dict[str, float | bool] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "reason": self.reason, **self.figures}
+        return {Field.STATUS: self.status, Field.REASON: self.reason, **self.figures}
 
 
 def mask_iou(mesh_mask: torch.Tensor, gen_mask: torch.Tensor) -> torch.Tensor:
@@ -148,7 +146,7 @@ class QualityGate:
         lmd = landmark_depth_residual(annotation, out.depth.detach().cpu(), out.mask.detach().cpu(),
                                       self.resolution)
         lm = annotation.landmarks_2d.detach().cpu()
-        truth = out.extras.get(EXTRA_TRUE_LANDMARKS)
+        truth = out.extras.get(Extra.LANDMARKS_2D_RENDERED)
         gt = landmark_distance(lm, truth.detach().cpu()) * self.to512 if truth is not None else None
         if detections is None and self.detector is not None:
             detections = self.detect(out)
@@ -189,8 +187,8 @@ class QualityGate:
     def decide(self, fig: dict[str, float | bool]) -> QualityVerdict:
         bad = self.failures(fig)
         if not bad or self.policy == "keep":
-            return QualityVerdict(STATUS_OK, "", fig)
-        return QualityVerdict(STATUS_FLAGGED if self.policy == "flag" else STATUS_DROPPED, "+".join(bad), fig)
+            return QualityVerdict(Status.OK, "", fig)
+        return QualityVerdict(Status.FLAGGED if self.policy == "flag" else Status.DROPPED, "+".join(bad), fig)
 
     def evaluate(self, out: GeneratorOutput, annotation: Any, *, detections: torch.Tensor | None = None,
                  extra: list[dict[str, float]] | None = None) -> list[QualityVerdict]:
@@ -198,40 +196,5 @@ class QualityGate:
         are merged into the figures and gated too (``alignment_residual``)."""
         if not self.cfg.enabled:
             n = out.image.shape[0]
-            return [QualityVerdict(STATUS_OK, "", dict(extra[i]) if extra else {}) for i in range(n)]
+            return [QualityVerdict(Status.OK, "", dict(extra[i]) if extra else {}) for i in range(n)]
         return [self.decide(f) for f in self.figures(out, annotation, detections=detections, extra=extra)]
-
-
-class QualityStage:
-    """What a producer runs around the annotator: optional refinement, detector, figures, policy.
-
-    ::
-
-        stage = QualityStage(cfg.annotate, cfg.quality, resolution, head.faces, annotator.alignment)
-        out, extra, det = stage.prepare(generator.generate(specs))  # refine (if enabled), detect
-        ann = annotator.annotate(out)
-        verdicts = stage.verdicts(out, ann, extra, det)              # list[QualityVerdict]
-
-    Detection runs once and feeds both the refinement's landmark term and the gate.
-    """
-
-    def __init__(self, annotate_cfg: Any, quality_cfg: QualityConfig, resolution: int, faces: torch.Tensor,
-                 alignment: Any = None, detector: Detector | None = None):
-        from sfray.annotate.refine import Refiner
-
-        self.gate = QualityGate(quality_cfg, resolution, detector=detector)
-        refine_cfg = annotate_cfg.refine
-        self.refiner = Refiner(refine_cfg, faces, alignment) if refine_cfg.enabled else None
-
-    def prepare(self, out: GeneratorOutput
-                ) -> tuple[GeneratorOutput, list[dict[str, float]] | None, torch.Tensor | None]:
-        """Detect (when configured) and refine (when enabled); returns the output to annotate."""
-        det = self.gate.detect(out) if self.gate.cfg.enabled else None
-        if self.refiner is None:
-            return out, None, det
-        result = self.refiner.refine(out, landmark_target=det)
-        return result.output, result.figures, det
-
-    def verdicts(self, out: GeneratorOutput, annotation: Any, extra: list[dict[str, float]] | None,
-                 detections: torch.Tensor | None) -> list[QualityVerdict]:
-        return self.gate.evaluate(out, annotation, detections=detections, extra=extra)

@@ -6,6 +6,9 @@ import argparse
 import json
 import sys
 
+from sfray.config.registries import IMAGE_FORMATS
+from sfray.data.manifest import SWEEP_MODES
+
 LAYOUTS = ("synthforge", "facesynthetics")
 
 
@@ -35,14 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("src", help="source folder in the given layout")
     i.add_argument("--layout", choices=LAYOUTS, required=True)
     i.add_argument("--out", required=True, help="target dataset directory (resumes if it exists)")
-    i.add_argument("--image-format", choices=("png", "jpeg", "webp"), default="png")
+    i.add_argument("--image-format", choices=IMAGE_FORMATS.names(), default="png")
     i.add_argument("--image-quality", type=int, default=95)
     i.add_argument("--samples-per-shard", type=int, default=256)
     i.set_defaults(handler=_import)
 
     w = dsub.add_parser("sweep", help="delete leftover temporary files (run while no job writes)")
     w.add_argument("path", help="dataset directory")
-    w.add_argument("--unreferenced", choices=("keep", "move", "delete"), default="keep",
+    w.add_argument("--unreferenced", choices=SWEEP_MODES, default="keep",
                    help="what to do with complete shards the manifest does not list (default keep)")
     w.set_defaults(handler=_sweep)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from sfray.cli.common import add_config_args, load_from_args
+from sfray.data.layout import PREVIEW_FILE
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,14 +23,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from sfray.config.schema import GenerateJobConfig
-    from sfray.distributed.generation import run_generation
+    from sfray.distributed.executor import RayExecutor
+    from sfray.generation.run import run_generation
 
     cfg = load_from_args(GenerateJobConfig, args)
-    summary = run_generation(cfg, progress=not args.no_progress)
+    summary = run_generation(cfg, RayExecutor(cfg.ray), progress=not args.no_progress)
     print(
         f"dataset: {summary.output_dir}  committed {summary.committed}/{summary.requested}"
         f" (dropped {summary.dropped}); generated {summary.generated_this_run} this run"
         f" in {summary.seconds:.1f}s"
     )
-    print(f"preview: {summary.output_dir}/preview.png")
+    print(f"preview: {Path(summary.output_dir) / PREVIEW_FILE}")
     return 0

@@ -16,7 +16,9 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from sfray.config.legacy import RENAMED, migrate
 from sfray.errors import ConfigError
+from sfray.io.atomic import atomic_write_text
 
 T = TypeVar("T")
 
@@ -48,6 +50,9 @@ def _explain(exc: OmegaConfBaseException, schema: DictConfig, origin: str) -> Co
     key = getattr(exc, "full_key", None) or "?"
     msg = str(exc).splitlines()[0]
     if "not in" in msg or "Missing key" in msg or "Key '" in msg and "not" in msg:
+        if str(key) in RENAMED:
+            return ConfigError(f"{origin}: config key '{key}' was renamed to '{RENAMED[key]}' "
+                               "(docs/architecture.md lists the renamed keys)")
         hint = _closest(str(key), schema)
         tail = f"; did you mean '{hint}'?" if hint else ""
         return ConfigError(f"{origin}: unknown config key '{key}'{tail}")
@@ -68,8 +73,14 @@ def load_config(
     schema: type[T],
     path: str | os.PathLike | None = None,
     overrides: Sequence[str] = (),
+    *,
+    legacy: bool = False,
 ) -> T:
-    """Merge ``schema`` defaults, the YAML at ``path`` and dotlist ``overrides``; validate; return T."""
+    """Merge ``schema`` defaults, the YAML at ``path`` and dotlist ``overrides``; validate; return T.
+
+    ``legacy=True`` migrates renamed keys of the YAML (``sfray.config.legacy``) instead of refusing
+    them: for configs sfray saved itself before a rename (a dataset's ``config.yaml``).
+    """
     base = OmegaConf.structured(schema)
     merged = base
     if path is not None:
@@ -80,6 +91,8 @@ def load_config(
             loaded = OmegaConf.load(p)
         except Exception as exc:  # yaml errors come in several types
             raise ConfigError(f"{p}: not a valid YAML config ({exc})") from exc
+        if legacy and isinstance(loaded, DictConfig):
+            loaded = OmegaConf.create(migrate(OmegaConf.to_container(loaded)))  # type: ignore[arg-type]
         try:
             merged = OmegaConf.merge(merged, loaded)
         except OmegaConfBaseException as exc:
@@ -120,9 +133,5 @@ def to_yaml(cfg: Any) -> str:
 
 
 def save_config(cfg: Any, path: str | os.PathLike) -> None:
-    """Write the resolved config atomically."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(to_yaml(cfg))
-    os.replace(tmp, p)
+    """Write the resolved config atomically (``sfray.io.atomic``)."""
+    atomic_write_text(path, to_yaml(cfg))

@@ -1,9 +1,13 @@
 """Config schemas (OmegaConf structured configs). YAML files in ``configs/`` hold only deltas.
 
 Sections are grouped by the component that reads them; each section validates its own ranges in
-``validate()`` so a bad value fails at load time with the key named. Registry-valued fields
-(``sampling.strategy``, ``head.kind``, ``generator.kind``) are checked against their registries when
-the component is built, because the registries live in modules this package must not import.
+``validate()`` so a bad value fails at load time with the key named. Name-valued fields are
+checked against their registries (``sfray.config.registries``), which hold the valid names; the
+packages that implement the names attach their builders to the same registries.
+
+The generator has one section per kind (``generator.procedural``, ``generator.next3d``), so a
+key of one kind under the other is an unknown key, rejected by name at load time. Knobs that
+exist only to test sfray (misalignment, fault injection) live in ``faults`` (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from sfray.config import registries as reg
 from sfray.conventions import DEFAULT_CAMERA_PIVOT, DEFAULT_CAMERA_RADIUS
 from sfray.errors import ConfigError
 
@@ -28,7 +33,7 @@ def _check_range(key: str, rng: list[float]) -> None:
 class HeadConfig:
     """Which head model drives generation: the embedded procedural head or a user's FLAME files."""
 
-    kind: str = "procedural"  # procedural | flame
+    kind: str = "procedural"  # registries.HEAD_KINDS
     path: Optional[str] = None  # FLAME generic_model.pkl (2020 or 2023 layout)
     landmark_embedding: Optional[str] = None  # DECA landmark_embedding.npy or RingNet static .pkl
     dynamic_embedding: Optional[str] = None  # RingNet flame_dynamic_embedding.npy
@@ -37,21 +42,22 @@ class HeadConfig:
     masks: Optional[str] = None  # FLAME_masks.pkl (vertex regions)
     n_shape: int = 100
     n_expression: int = 50
-    dtype: str = "float32"  # float32 | float64
+    dtype: str = "float32"  # registries.HEAD_DTYPES
 
     def validate(self) -> None:
-        _check(self.kind in ("procedural", "flame"), "head.kind", f"'{self.kind}' is not procedural|flame")
-        _check(self.kind != "flame" or bool(self.path), "head.path", "head.kind=flame needs head.path=generic_model.pkl")
+        reg.HEAD_KINDS.check(self.kind)
+        _check(self.kind != "flame" or bool(self.path), "head.path",
+               "head.kind=flame needs head.path=generic_model.pkl")
         _check(0 < self.n_shape <= 300, "head.n_shape", "must be in 1..300")
         _check(0 < self.n_expression <= 100, "head.n_expression", "must be in 1..100")
-        _check(self.dtype in ("float32", "float64"), "head.dtype", "float32 | float64")
+        reg.HEAD_DTYPES.check(self.dtype)
 
 
 @dataclass
 class CameraConfig:
-    """Camera distribution. ``preset`` picks the paper's or the authors' release ranges (SYNTHFORGE §6)."""
+    """Camera distribution. ``preset`` picks the paper's or the release's ranges (docs/synthforge.md)."""
 
-    preset: str = "release"  # paper | release | custom
+    preset: str = "release"  # registries.CAMERA_PRESETS
     yaw_range: list[float] = field(default_factory=lambda: [-0.8, 0.8])  # radians
     pitch_range: list[float] = field(default_factory=lambda: [-0.8, 0.8])  # radians
     fov_range: list[float] = field(default_factory=lambda: [18.0, 24.0])  # EG3D "fov" degrees
@@ -60,7 +66,7 @@ class CameraConfig:
     cond_fov: float = 18.837  # conditioning camera (frontal) for the generator's mapping network
 
     def validate(self) -> None:
-        _check(self.preset in ("paper", "release", "custom"), "camera.preset", "paper | release | custom")
+        reg.CAMERA_PRESETS.check(self.preset)
         for k in ("yaw_range", "pitch_range", "fov_range"):
             _check_range(f"camera.{k}", getattr(self, k))
         _check(0 < self.fov_range[0] and self.fov_range[1] < 120, "camera.fov_range", "degrees in (0, 120)")
@@ -72,7 +78,7 @@ class CameraConfig:
 class SamplingConfig:
     """How identities, expressions, poses and latents are drawn (``sfray.sampling`` registry)."""
 
-    strategy: str = "gaussian"  # gaussian | uniform | truncated | sobol | diverse
+    strategy: str = "gaussian"  # registries.SAMPLING_STRATEGIES
     shape_scale: float = 1.0  # multiplies beta's std (gaussian) or the release's U(-2, 2) (uniform)
     expression_scale: float = 1.0
     jaw_open_range: list[float] = field(default_factory=lambda: [0.0, 0.0])  # radians about x
@@ -83,6 +89,7 @@ class SamplingConfig:
     candidate_pool: int = 8  # diverse: candidates per kept sample
 
     def validate(self) -> None:
+        reg.SAMPLING_STRATEGIES.check(self.strategy)
         for k in ("jaw_open_range", "eye_range", "neck_range"):
             _check_range(f"sampling.{k}", getattr(self, k))
         _check(self.shape_scale >= 0, "sampling.shape_scale", "must be >= 0")
@@ -92,30 +99,49 @@ class SamplingConfig:
 
 
 @dataclass
-class GeneratorConfig:
-    """The image generator: the embedded procedural renderer or Next3D from a checkpoint."""
+class ProceduralGeneratorConfig:
+    """``generator.procedural``: the embedded renderer (no licensed asset needed)."""
 
-    kind: str = "procedural"  # procedural | next3d
-    checkpoint: Optional[str] = None  # Next3D .pkl (official) or sfray .safetensors
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "fp32"  # fp32 | bf16 | fp16
-    # procedural renderer
-    hair_cap_prob: float = 0.5
-    background: list[str] = field(default_factory=lambda: ["solid", "gradient", "noise"])
-    # test knob (issue: alignment): [rx, ry, rz (deg), tx, ty, tz (world units), scale]
-    misalign: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
-    # next3d
+    hair_cap_prob: float = 0.5  # share of samples that get a hair cap over the scalp
+    background: list[str] = field(default_factory=lambda: ["solid", "gradient", "noise"])  # BACKGROUNDS
+
+    def validate(self) -> None:
+        _check(0.0 <= self.hair_cap_prob <= 1.0, "generator.procedural.hair_cap_prob", "must be in [0, 1]")
+        _check(bool(self.background), "generator.procedural.background", "needs at least one kind")
+        for kind in self.background:
+            reg.BACKGROUNDS.check(kind)
+
+
+@dataclass
+class Next3DGeneratorConfig:
+    """``generator.next3d``: our Next3D implementation and its checkpoint (docs/next3d.md)."""
+
+    checkpoint: Optional[str] = None  # official next3d_*.pkl, sfray .safetensors, or random-small
+    precision: str = "fp32"  # registries.PRECISIONS
     neural_rendering_resolution: int = 128
     noise_mode: str = "const"
 
+    def validate(self, required: bool) -> None:
+        _check(not required or bool(self.checkpoint), "generator.next3d.checkpoint",
+               "generator.kind=next3d needs a checkpoint path")
+        reg.PRECISIONS.check(self.precision)
+        _check(self.neural_rendering_resolution >= 16, "generator.next3d.neural_rendering_resolution",
+               "must be >= 16")
+
+
+@dataclass
+class GeneratorConfig:
+    """The image generator: ``kind`` picks a section; only that section's values are used."""
+
+    kind: str = "procedural"  # registries.GENERATOR_KINDS
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    procedural: ProceduralGeneratorConfig = field(default_factory=ProceduralGeneratorConfig)
+    next3d: Next3DGeneratorConfig = field(default_factory=Next3DGeneratorConfig)
+
     def validate(self) -> None:
-        _check(self.kind in ("procedural", "next3d"), "generator.kind", f"'{self.kind}' is not procedural|next3d")
-        _check(self.kind != "next3d" or bool(self.checkpoint), "generator.checkpoint", "generator.kind=next3d needs a checkpoint path")
-        _check(self.precision in ("fp32", "bf16", "fp16"), "generator.precision", "fp32 | bf16 | fp16")
-        _check(len(self.misalign) == 7 and self.misalign[6] > 0, "generator.misalign", "[rx, ry, rz, tx, ty, tz, scale>0]")
-        _check(0.0 <= self.hair_cap_prob <= 1.0, "generator.hair_cap_prob", "must be in [0, 1]")
-        bad = [b for b in self.background if b not in ("solid", "gradient", "noise")]
-        _check(not bad and bool(self.background), "generator.background", f"choose from solid|gradient|noise, got {bad}")
+        reg.GENERATOR_KINDS.check(self.kind)
+        self.procedural.validate()
+        self.next3d.validate(required=self.kind == "next3d")
 
 
 @dataclass
@@ -134,15 +160,16 @@ class AlignLossConfig:
     silhouette_scale: float = 0.5  # pixels at the fitting resolution
     chamfer_scale: float = 0.004  # world units
     landmark_scale: float = 2.0  # pixels at the fitting resolution
-    robust: str = "cauchy"  # l2 | huber | cauchy (redescending: hair and other unmodelled geometry)
+    robust: str = "cauchy"  # registries.ROBUST_LOSSES (cauchy redescends: hair, other unmodelled geometry)
 
     def validate(self, key: str) -> None:
         for name in ("depth", "silhouette", "chamfer", "landmark"):
             _check(getattr(self, name) >= 0, f"{key}.{name}", "weight must be >= 0")
         for name in ("depth_scale", "silhouette_scale", "chamfer_scale", "landmark_scale"):
             _check(getattr(self, name) > 0, f"{key}.{name}", "scale must be > 0")
-        _check(self.robust in ("l2", "huber", "cauchy"), f"{key}.robust", "l2 | huber | cauchy")
-        _check(self.depth + self.silhouette + self.chamfer + self.landmark > 0, key, "at least one loss weight must be > 0")
+        reg.ROBUST_LOSSES.check(self.robust, key=f"{key}.robust")
+        _check(self.depth + self.silhouette + self.chamfer + self.landmark > 0, key,
+               "at least one loss weight must be > 0")
 
 
 @dataclass
@@ -150,7 +177,7 @@ class RefineConfig:
     """Per-sample refinement (off by default): a small bounded residual map fitted in the actor."""
 
     enabled: bool = False
-    model: str = "rigid"  # rigid | similarity | affine
+    model: str = "rigid"  # registries.ALIGN_MODELS
     steps: int = 4  # Gauss-Newton steps (each re-rasterizes the mesh once)
     resolution: int = 64  # raster resolution of the refinement losses
     max_rotation_deg: float = 3.0  # bound on the residual's rotation
@@ -159,7 +186,7 @@ class RefineConfig:
     loss: AlignLossConfig = field(default_factory=AlignLossConfig)
 
     def validate(self) -> None:
-        _check(self.model in ("rigid", "similarity", "affine"), "annotate.refine.model", "rigid | similarity | affine")
+        reg.ALIGN_MODELS.check(self.model, key="annotate.refine.model")
         _check(1 <= self.steps <= 100, "annotate.refine.steps", "must be in 1..100")
         _check(16 <= self.resolution <= 1024, "annotate.refine.resolution", "must be in 16..1024")
         _check(0 < self.max_rotation_deg <= 45, "annotate.refine.max_rotation_deg", "must be in (0, 45]")
@@ -172,18 +199,17 @@ class RefineConfig:
 class AnnotateConfig:
     """Annotation from the mesh: rasterizer backend and the alignment map (head space -> world)."""
 
-    raster_backend: str = "torch"  # torch | pytorch3d
+    raster_backend: str = "torch"  # registries.RASTER_BACKENDS
     alignment_map: Optional[str] = None  # fixMapMLP01.pth or sfray .safetensors; identity if unset
     visibility_tolerance: float = 0.01  # world units of z-buffer slack for landmark visibility
-    refine: RefineConfig = field(default_factory=RefineConfig)  # per-sample refinement (issue 11)
+    refine: RefineConfig = field(default_factory=RefineConfig)  # per-sample refinement (docs/alignment.md)
     # jaw contour row: camera = from the head yaw as this sample's camera sees it (head pose + camera
     # azimuth); head = the head model's own choice from its joint rotation (FLAME's convention)
-    contour: str = "camera"  # camera | head
+    contour: str = "camera"  # registries.CONTOUR_MODES
 
     def validate(self) -> None:
-        _check(self.raster_backend in ("torch", "pytorch3d"), "annotate.raster_backend", "torch | pytorch3d")
-        _check(self.contour in ("camera", "head"), "annotate.contour",
-               f"'{self.contour}' is not camera | head")
+        reg.RASTER_BACKENDS.check(self.raster_backend)
+        reg.CONTOUR_MODES.check(self.contour)
         _check(self.visibility_tolerance >= 0, "annotate.visibility_tolerance", "must be >= 0")
         self.refine.validate()
 
@@ -192,26 +218,27 @@ class AnnotateConfig:
 class QualityConfig:
     """Per-sample quality figures and what to do with samples that fail them."""
 
-    policy: str = "keep"  # keep | flag | drop
+    policy: str = "keep"  # registries.QUALITY_POLICIES
     min_mask_iou: float = 0.0  # mesh mask vs generator mask
     max_depth_residual: float = 1e9  # world units, median |mesh z - generator z| on shared foreground
     max_detector_px: float = 1e9  # mean landmark distance to the detector, pixels at 512
     detector: Optional[str] = None  # dotted path to a callable (uint8 images -> (B, 68, 2) or None)
-    # issue 11 (additive): the authors' rule as a preset, the alignment residual, faceless samples
-    preset: Optional[str] = None  # None | authors (detector within 11 px at 512, else drop)
+    # the authors' rule as a preset, the alignment residual, faceless samples (docs/alignment.md)
+    preset: Optional[str] = None  # None | registries.QUALITY_PRESETS (authors: detector within 11 px at 512)
     max_alignment_residual: float = 1e9  # pixels at 512: landmark shift of the per-sample refinement
     max_landmark_depth: float = 1e9  # world units: median |landmark z - generator depth there|
     fail_no_face: bool = True  # a configured detector finding no face fails the sample
     enabled: bool = True  # compute the quality figures at all (off: no figures, status ok)
 
     def validate(self) -> None:
-        _check(self.policy in ("keep", "flag", "drop"), "quality.policy", "keep | flag | drop")
+        reg.QUALITY_POLICIES.check(self.policy)
         _check(0.0 <= self.min_mask_iou <= 1.0, "quality.min_mask_iou", "must be in [0, 1]")
         _check(self.max_depth_residual > 0, "quality.max_depth_residual", "must be > 0")
         _check(self.max_detector_px > 0, "quality.max_detector_px", "must be > 0")
         _check(self.max_alignment_residual > 0, "quality.max_alignment_residual", "must be > 0")
         _check(self.max_landmark_depth > 0, "quality.max_landmark_depth", "must be > 0")
-        _check(self.preset in (None, "authors"), "quality.preset", f"'{self.preset}' is not null | authors")
+        if self.preset is not None:
+            reg.QUALITY_PRESETS.check(self.preset)
         _check(self.preset != "authors" or bool(self.detector), "quality.detector",
                "quality.preset=authors needs a landmark detector (a dotted path, see docs/alignment.md)")
 
@@ -224,7 +251,7 @@ class GenerateSection:
     resolution: int = 512
     batch_size: int = 8
     samples_per_shard: int = 256
-    image_format: str = "png"  # png | jpeg | webp
+    image_format: str = "png"  # registries.IMAGE_FORMATS
     image_quality: int = 95
     preview_samples: int = 16
 
@@ -233,7 +260,7 @@ class GenerateSection:
         _check(32 <= self.resolution <= 2048, "generate.resolution", "must be in 32..2048")
         _check(self.batch_size >= 1, "generate.batch_size", "must be >= 1")
         _check(self.samples_per_shard >= 1, "generate.samples_per_shard", "must be >= 1")
-        _check(self.image_format in ("png", "jpeg", "webp"), "generate.image_format", "png | jpeg | webp")
+        reg.IMAGE_FORMATS.check(self.image_format)
         _check(1 <= self.image_quality <= 100, "generate.image_quality", "must be in 1..100")
 
 
@@ -247,14 +274,34 @@ class RayConfig:
     actors_max: int = 2
     gpus_per_actor: float = 0.0
     cpus_per_actor: float = 1.0
-    # fault injection for tests (off by default): kill an actor after this many batches
-    fail_actor_after_batches: int = -1
-    # fault injection: abort the driver after this many shards were committed
-    fail_driver_after_shards: int = -1
+    # a lost worker (actor or node) ends one pass of the actor pool; the job then resumes from the
+    # committed shards in a fresh pass, at most this many passes in all
+    max_attempts: int = 3
 
     def validate(self) -> None:
-        _check(1 <= self.actors_min <= self.actors_max, "ray.actors_min", "need 1 <= actors_min <= actors_max")
+        _check(1 <= self.actors_min <= self.actors_max, "ray.actors_min",
+               "need 1 <= actors_min <= actors_max")
         _check(self.gpus_per_actor >= 0, "ray.gpus_per_actor", "must be >= 0")
+        _check(self.max_attempts >= 1, "ray.max_attempts", "must be >= 1")
+
+
+@dataclass
+class FaultsConfig:
+    """Testing only: knobs that break a run on purpose, to prove sfray recovers (off by default).
+
+    Never set them for a real dataset. ``misalign`` changes the rendered images (the procedural
+    renderer draws the head through this similarity, so ``sfray align`` has a known answer); the
+    two ``fail_*`` knobs kill processes (``sfray.generation.faults``) and change no sample.
+    """
+
+    # [rx, ry, rz (degrees), tx, ty, tz (world units), scale]
+    misalign: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
+    fail_actor_after_batches: int = -1  # a generation worker dies once after this many calls
+    fail_driver_after_shards: int = -1  # the driver SIGKILLs itself once this many shards are logged
+
+    def validate(self) -> None:
+        _check(len(self.misalign) == 7 and self.misalign[6] > 0, "faults.misalign",
+               "[rx, ry, rz, tx, ty, tz, scale>0]")
 
 
 @dataclass
@@ -271,26 +318,27 @@ class GenerateJobConfig:
     annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    faults: FaultsConfig = field(default_factory=FaultsConfig)  # testing only
 
     def validate(self) -> None:
         for section in (self.generate, self.head, self.generator, self.sampling, self.camera,
-                        self.annotate, self.quality, self.ray):
+                        self.annotate, self.quality, self.ray, self.faults):
             section.validate()
 
 
 @dataclass
 class AlignSection:
-    """``sfray align``: fit the global alignment map on freshly generated samples (issue 11)."""
+    """``sfray align``: fit the global alignment map on freshly generated samples (docs/alignment.md)."""
 
     num_samples: int = 24  # samples the map is fitted on
     num_holdout: int = 12  # held-out samples for the before/after report
     holdout_offset: int = 1_000_000  # held-out sample ids start here (disjoint from fitting ids)
     resolution: int = 128  # raster resolution of the fitting losses
-    model: str = "affine"  # affine (12 dof, like the authors' MLP) | similarity (7) | rigid (6)
+    model: str = "affine"  # registries.ALIGN_MODELS: affine (12 dof, like the authors' MLP) | similarity | rigid
     iterations: int = 12  # outer iterations (re-rasterize, re-match), each one Gauss-Newton step
     tolerance: float = 1e-6  # stop when the update changes the map by less than this
     anneal: float = 8.0  # start with the robust scales x this, halved every iteration down to x1
-    landmarks: str = "auto"  # auto | detector | ground_truth | none (ground truth: generator extras)
+    landmarks: str = "auto"  # registries.LANDMARK_SOURCES (ground_truth: generator extras)
     max_points: int = 800  # surface points per sample for the depth and Chamfer terms
     init: Optional[str] = None  # start from this map file (default identity)
     map_file: str = "alignment_map.safetensors"  # written into output_dir
@@ -299,16 +347,17 @@ class AlignSection:
     def validate(self) -> None:
         _check(self.num_samples >= 1, "align.num_samples", "must be >= 1")
         _check(self.num_holdout >= 1, "align.num_holdout", "must be >= 1")
-        _check(self.holdout_offset >= self.num_samples, "align.holdout_offset", "must be >= align.num_samples")
+        _check(self.holdout_offset >= self.num_samples, "align.holdout_offset",
+               "must be >= align.num_samples")
         _check(32 <= self.resolution <= 1024, "align.resolution", "must be in 32..1024")
-        _check(self.model in ("affine", "similarity", "rigid"), "align.model", "affine | similarity | rigid")
+        reg.ALIGN_MODELS.check(self.model)
         _check(1 <= self.iterations <= 1000, "align.iterations", "must be in 1..1000")
         _check(self.tolerance >= 0, "align.tolerance", "must be >= 0")
         _check(self.anneal >= 1, "align.anneal", "must be >= 1")
-        _check(self.landmarks in ("auto", "detector", "ground_truth", "none"), "align.landmarks",
-               "auto | detector | ground_truth | none")
+        reg.LANDMARK_SOURCES.check(self.landmarks)
         _check(self.max_points >= 16, "align.max_points", "must be >= 16")
-        _check(bool(self.map_file) and "/" not in self.map_file, "align.map_file", "a file name inside output_dir")
+        _check(bool(self.map_file) and "/" not in self.map_file, "align.map_file",
+               "a file name inside output_dir")
         self.loss.validate("align.loss")
 
 

@@ -1,12 +1,14 @@
-"""Records, LMDB shards, the Parquet manifest, datasets, exporters and importers.
+"""Records, LMDB shards, the Parquet manifest, the record reader, datasets, exporters and importers.
 
-Writing (what a Ray ``Datasink`` calls; plain numpy/dicts in, small picklable receipts out)::
+Writing (plain numpy/dicts in, small picklable receipts out)::
 
     blob = record.encode_record(sample_dict, image_format="png", image_quality=95)
-    receipt = shard.write_shard(dataset_dir, [(sample_id, blob), ...])      # in write()
-    manifest.Manifest.commit(dataset_dir, receipts + dropped_rows)          # in on_write_complete()
+    receipt = shard.write_shard(dataset_dir, [(sample_id, blob), ...])
+    manifest.Manifest.commit(dataset_dir, receipts + dropped_rows)
     dataset_yaml.update_dataset_yaml(dataset_dir, config=..., generator=...)
 
-Reading: ``torch_dataset.SfrayDataset``, ``shard.ShardReader``, ``manifest.Manifest.load``;
-checking: ``verify.verify_dataset``; converting: ``export`` and ``importers``.
+(a generation run does this through ``sfray.generation.storage``). Reading:
+``reader.RecordReader`` / ``reader.committed_rows`` (what every reader uses),
+``torch_dataset.SfrayDataset``; checking: ``verify.verify_dataset``; converting: ``export`` and
+``importers``. File names: ``layout``.
 """

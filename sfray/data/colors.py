@@ -1,6 +1,6 @@
 """Colour <-> class id for segmentation maps in the SEG_CLASSES schema.
 
-The authors' release stores segmentation as RGB colour images (SYNTHFORGE.md §1.1, §1.3) whose
+The authors' release stores segmentation as RGB colour images (docs/synthforge.md) whose
 colours blur at region borders (the label map is a JPEG). :func:`rgb_to_ids` matches colours
 tolerantly: each *distinct* colour of the image is converted to CIE-LAB (kornia) once and takes
 the class of the nearest palette colour, or background when even the nearest is farther than
@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from sfray.conventions import NUM_SEG_CLASSES, SEG_CLASSES
+from sfray.conventions import NUM_SEG_CLASSES, SEG_PALETTE
 from sfray.head.label_map import colors_to_labels
 
-#: (NUM_SEG_CLASSES, 3) uint8 RGB palette indexed by class id (background black).
-SEG_PALETTE = np.array([c.color for c in SEG_CLASSES], dtype=np.uint8)
 #: Default tolerance: generous enough for JPEG-blurred borders, far below the palette's spacing.
 DEFAULT_MAX_DELTA_E = 20.0
 

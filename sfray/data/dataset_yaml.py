@@ -3,15 +3,13 @@
 It holds the resolved generation config, the generator identity, the label schema (ids, names,
 colours, flip pairs from :mod:`sfray.conventions`), the landmark order with its mirror
 permutation, depth units, and counts (total, by status, by reason, shards). A consumer that
-trains on the data needs nothing else to interpret the records. Written atomically (tmp file +
-``os.replace``) after every manifest commit, so it never disagrees with a committed manifest for
+trains on the data needs nothing else to interpret the records. Written atomically
+(``sfray.io.atomic``) after every manifest commit, so it never disagrees with a committed manifest for
 long and is never half-written.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +23,13 @@ from sfray.conventions import (
     SEG_CLASSES,
     SEG_FLIP_PAIRS,
     SEG_UNUSED_COLORS,
+    Column,
 )
 from sfray.data import layout
 from sfray.data.manifest import Manifest
 from sfray.data.record import FORMAT_VERSION
 from sfray.errors import AssetError
+from sfray.io.atomic import atomic_write_text
 
 DATASET_FORMAT = 1
 
@@ -63,7 +63,7 @@ def build_dataset_yaml(
     source: str = "sfray",
 ) -> dict[str, Any]:
     """The dataset.yaml content as a dict (``config`` is the resolved config as plain data)."""
-    generators = sorted(set(manifest.table.column("generator").to_pylist()) - {""})
+    generators = sorted(set(manifest.table.column(Column.GENERATOR).to_pylist()) - {""})
     return {
         "format": DATASET_FORMAT,
         "record_format": FORMAT_VERSION,
@@ -82,16 +82,8 @@ def build_dataset_yaml(
 
 def write_dataset_yaml(dataset_dir: str | Path, content: dict[str, Any]) -> Path:
     """Atomically (re)write ``DATASET/dataset.yaml``."""
-    root = Path(dataset_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / layout.DATASET_YAML
-    tmp = root / f"{layout.DATASET_YAML}{layout.TMP_MARK}{uuid.uuid4().hex}"
-    try:
-        tmp.write_text(yaml.safe_dump(content, sort_keys=False, default_flow_style=None, width=120))
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return final
+    text = yaml.safe_dump(content, sort_keys=False, default_flow_style=None, width=120)
+    return atomic_write_text(Path(dataset_dir) / layout.DATASET_YAML, text)
 
 
 def update_dataset_yaml(dataset_dir: str | Path, *, config: dict[str, Any] | None = None,

@@ -3,7 +3,7 @@
 Both walk the manifest in sample-id order over records that exist (status ok or flagged) and
 number the files 0, 1, 2, ... in that order (``index.json`` maps file index -> sample id).
 
-**SynthForge layout** (SYNTHFORGE.md §1.1): ``images/ seg/ depth/ annotations/`` with 5-digit
+**SynthForge layout** (docs/synthforge.md): ``images/ seg/ depth/ annotations/`` with 5-digit
 names. ``seg`` is the RGB colour map (SEG_CLASSES colours); ``depth/*.png`` is the authors' 8-bit
 per-image min-max normalisation over the foreground (near dark, far bright, background 255) at the
 record's depth resolution. That PNG **loses metric scale**, so the exact on-disk depth is written
@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from sfray.conventions import LANDMARK_GROUPS, JOINT_NAMES, Field
+from sfray.conventions import JOINT_NAMES, LANDMARK_GROUPS, DepthKind, Field, Status
 from sfray.data.colors import ids_to_rgb
-from sfray.data.record import DEPTH_KIND, PUPILS_2D, REASON, SOURCE_SEGMENTATION, STATUS
+from sfray.data.facesynthetics import FS_SCHEMA, OURS_TO_FACESYNTHETICS
 from sfray.data.torch_dataset import SfrayDataset
-from sfray.data.facesynthetics import FS_SCHEMA, OURS_TO_FACESYNTHETICS, SOURCE_SCHEMA
+from sfray.io.atomic import atomic_path, atomic_write_text
 
 _J = {name: 3 * i for i, name in enumerate(JOINT_NAMES)}
 
@@ -44,8 +44,19 @@ def _records(dataset_dir: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield i, {k: (v.numpy() if hasattr(v, "numpy") else v) for k, v in ds[i].items()}
 
 
+def _png(array: np.ndarray, path: Path) -> None:
+    """Write an (H, W[, 3]) uint8 array as PNG. Exports write many files: each appears complete or
+    not at all (``sfray.io.atomic``), without an fsync per file."""
+    with atomic_path(path, durable=False) as tmp:
+        Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
+
+
+def _text(text: str, path: Path) -> None:
+    atomic_write_text(path, text, durable=False)
+
+
 def _save_image(chw: np.ndarray, path: Path) -> None:
-    Image.fromarray(np.ascontiguousarray(chw.transpose(1, 2, 0))).save(path)
+    _png(chw.transpose(1, 2, 0), path)
 
 
 def authors_depth_png(depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -77,9 +88,9 @@ def _annotation(rec: dict[str, Any]) -> dict[str, Any]:
         "seed": int(rec.get(Field.SEED, -1)),
         "generator": rec.get(Field.GENERATOR, ""),
         "quality": rec.get(Field.QUALITY, {}),
-        "status": rec.get(STATUS, "ok"),
-        "reason": rec.get(REASON, ""),
-        "depth_kind": rec.get(DEPTH_KIND, "metric"),
+        Field.STATUS: str(rec.get(Field.STATUS, Status.OK)),
+        Field.REASON: rec.get(Field.REASON, ""),
+        Field.DEPTH_KIND: str(rec.get(Field.DEPTH_KIND, DepthKind.METRIC)),
     }
     if Field.LANDMARKS_2D in rec:
         ann["2d_kps"] = np.asarray(rec[Field.LANDMARKS_2D], dtype=np.float32).tolist()
@@ -104,22 +115,23 @@ def export_authors_layout(dataset_dir: str | Path, out_dir: str | Path) -> int:
             _save_image(rec[Field.IMAGE], out / "images" / f"{name}.png")
         if Field.SEGMENTATION in rec:
             seg_rgb = ids_to_rgb(rec[Field.SEGMENTATION].astype(np.uint8))
-            Image.fromarray(seg_rgb).save(out / "seg" / f"{name}.png")
+            _png(seg_rgb, out / "seg" / f"{name}.png")
         if Field.DEPTH in rec:
             depth = rec[Field.DEPTH]
             mask = rec.get(Field.MASK, depth > 0).astype(bool)
-            Image.fromarray(authors_depth_png(depth, mask)).save(out / "depth" / f"{name}.png")
-            np.savez_compressed(out / "depth_metric" / f"{name}.npz", depth=depth.astype(np.float16),
-                                mask=mask)
-        (out / "annotations" / f"{name}.json").write_text(json.dumps(_annotation(rec)))
+            _png(authors_depth_png(depth, mask), out / "depth" / f"{name}.png")
+            metric = out / "depth_metric" / f"{name}.npz"
+            with atomic_path(metric, durable=False) as tmp, open(tmp, "wb") as fh:
+                np.savez_compressed(fh, depth=depth.astype(np.float16), mask=mask)
+        _text(json.dumps(_annotation(rec)), out / "annotations" / f"{name}.json")
         n += 1
-    (out / "index.json").write_text(json.dumps(index, indent=0))
+    _text(json.dumps(index, indent=0), out / "index.json")
     return n
 
 
 def _pupils(rec: dict[str, Any]) -> np.ndarray:
-    if PUPILS_2D in rec:
-        return np.asarray(rec[PUPILS_2D], dtype=np.float32).reshape(2, 2)
+    if Field.PUPILS_2D in rec:
+        return np.asarray(rec[Field.PUPILS_2D], dtype=np.float32).reshape(2, 2)
     lm = np.asarray(rec[Field.LANDMARKS_2D], dtype=np.float32)
     return np.stack([lm[list(LANDMARK_GROUPS[eye])].mean(0) for eye in ("right_eye", "left_eye")])
 
@@ -137,16 +149,16 @@ def export_facesynthetics_layout(dataset_dir: str | Path, out_dir: str | Path, *
         name = f"{i:06d}"
         index[name] = int(rec[Field.SAMPLE_ID])
         _save_image(rec[Field.IMAGE], out / f"{name}.png")
-        if rec.get(SOURCE_SCHEMA) == FS_SCHEMA and SOURCE_SEGMENTATION in rec:
-            seg = rec[SOURCE_SEGMENTATION].astype(np.uint8)
+        if rec.get(Field.SOURCE_SCHEMA) == FS_SCHEMA and Field.SOURCE_SEGMENTATION in rec:
+            seg = rec[Field.SOURCE_SEGMENTATION].astype(np.uint8)
         else:
             seg = OURS_TO_FACESYNTHETICS[rec[Field.SEGMENTATION].astype(np.int64)]
-        Image.fromarray(seg).save(out / f"{name}_seg.png")
+        _png(seg, out / f"{name}_seg.png")
         if Field.LANDMARKS_2D in rec:
             pts = np.asarray(rec[Field.LANDMARKS_2D], dtype=np.float32)
             if num_landmarks == 70:
                 pts = np.concatenate([pts, _pupils(rec)])
-            (out / f"{name}_ldmks.txt").write_text("".join(f"{x!r} {y!r}\n" for x, y in pts.tolist()))
+            _text("".join(f"{x!r} {y!r}\n" for x, y in pts.tolist()), out / f"{name}_ldmks.txt")
         n += 1
-    (out / "index.json").write_text(json.dumps(index, indent=0))
+    _text(json.dumps(index, indent=0), out / "index.json")
     return n

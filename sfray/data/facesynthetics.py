@@ -21,9 +21,8 @@ import numpy as np
 
 from sfray.conventions import SEG_ID
 
+#: ``Field.SOURCE_SCHEMA`` value of records imported from FaceSynthetics.
 FS_SCHEMA = "facesynthetics"
-#: Record meta key naming the schema of ``source_segmentation``.
-SOURCE_SCHEMA = "source_schema"
 FS_IGNORE = 255
 FS_CLASSES = (
     "background", "skin", "nose", "right_eye", "left_eye", "right_brow", "left_brow", "right_ear",

@@ -5,7 +5,7 @@ shards are written with :func:`write_shard` (contiguous chunks of ``samples_per_
 committed every ``commit_every`` shards, then ``dataset.yaml`` is refreshed. Sample ids are the
 numbers in the file names (``00042.png`` -> 42).
 
-SynthForge (SYNTHFORGE.md §1.1): colour ``seg/`` -> ids by nearest LAB colour
+SynthForge (docs/synthforge.md): colour ``seg/`` -> ids by nearest LAB colour
 (:mod:`sfray.data.colors`); ``depth/*.png`` (128² uint8, per-image min-max) is kept as *relative*
 depth in [0, 1] with ``depth_kind: relative`` and a mask from the segmentation foreground, unless
 ``depth_metric/*.npz`` (written by sfray's exporter) is present; ``2d_kps`` -> landmarks_2d with
@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from sfray.conventions import BACKGROUND_ID, JOINT_NAMES, NUM_LANDMARKS, POSE_DIM, Field
+from sfray.conventions import BACKGROUND_ID, JOINT_NAMES, NUM_LANDMARKS, POSE_DIM, DepthKind, Field
 from sfray.data.colors import rgb_to_ids
 from sfray.data.dataset_yaml import update_dataset_yaml
-from sfray.data.facesynthetics import FACESYNTHETICS_TO_OURS, FS_SCHEMA, NUM_FS_LANDMARKS, SOURCE_SCHEMA
+from sfray.data.facesynthetics import FACESYNTHETICS_TO_OURS, FS_SCHEMA, NUM_FS_LANDMARKS
 from sfray.data.manifest import Manifest, sweep
-from sfray.data.record import DEPTH_KIND, PUPILS_2D, REASON, SOURCE_SEGMENTATION, STATUS, encode_record
+from sfray.data.record import encode_record
 from sfray.data.shard import ShardReceipt, write_shard
 from sfray.errors import AssetError
 
@@ -130,7 +130,7 @@ def _synthforge_sample(src: Path, sid: int, image_path: Path) -> dict[str, Any]:
     if metric.is_file():
         with np.load(metric) as z:
             rec[Field.DEPTH], rec[Field.MASK] = z["depth"].astype(np.float32), z["mask"].astype(bool)
-        rec[DEPTH_KIND] = "metric"
+        rec[Field.DEPTH_KIND] = DepthKind.METRIC.value
     elif depth_png.is_file():
         d = _gray(depth_png)
         rec[Field.DEPTH] = d.astype(np.float32) / 255.0
@@ -140,7 +140,7 @@ def _synthforge_sample(src: Path, sid: int, image_path: Path) -> dict[str, Any]:
             rec[Field.MASK] = seg[ys.astype(int)][:, xs.astype(int)] != BACKGROUND_ID
         else:
             rec[Field.MASK] = np.ones(d.shape, dtype=bool)
-        rec[DEPTH_KIND] = "relative"
+        rec[Field.DEPTH_KIND] = DepthKind.RELATIVE.value
     ann_path = src / "annotations" / f"{stem}.json"
     if ann_path.is_file():
         try:
@@ -182,10 +182,9 @@ def _synthforge_annotation(ann: dict[str, Any], path: Path, width: int, height: 
         quality["fan_mean_px"] = float(ann["mse"])  # the release's "mse" is a mean distance in pixels
     if quality:
         out[Field.QUALITY] = quality
-    for key, field in (("seed", Field.SEED), ("generator", Field.GENERATOR), ("status", STATUS),
-                       ("reason", REASON), ("depth_kind", DEPTH_KIND)):
-        if key in ann and ann[key] not in (None, ""):
-            out[field] = ann[key]
+    for field in (Field.SEED, Field.GENERATOR, Field.STATUS, Field.REASON, Field.DEPTH_KIND):
+        if field in ann and ann[field] not in (None, ""):  # sfray's extras use the record field names
+            out[field] = ann[field]
     return out
 
 
@@ -212,8 +211,8 @@ def _facesynthetics_sample(src: Path, sid: int, image_path: Path) -> dict[str, A
     if seg_path.is_file():
         fs = _gray(seg_path).astype(np.uint8)
         rec[Field.SEGMENTATION] = FACESYNTHETICS_TO_OURS[fs]
-        rec[SOURCE_SEGMENTATION] = fs
-        rec[SOURCE_SCHEMA] = FS_SCHEMA
+        rec[Field.SOURCE_SEGMENTATION] = fs
+        rec[Field.SOURCE_SCHEMA] = FS_SCHEMA
     ldmk_path = src / f"{stem}_ldmks.txt"
     if ldmk_path.is_file():
         try:
@@ -226,7 +225,7 @@ def _facesynthetics_sample(src: Path, sid: int, image_path: Path) -> dict[str, A
         rec[Field.LANDMARKS_2D] = pts[:NUM_LANDMARKS]
         rec[Field.LANDMARKS_VISIBLE] = _visible_inside(pts[:NUM_LANDMARKS], w, h)
         if pts.shape[0] == NUM_FS_LANDMARKS:
-            rec[PUPILS_2D] = pts[NUM_LANDMARKS:]
+            rec[Field.PUPILS_2D] = pts[NUM_LANDMARKS:]
     return rec
 
 

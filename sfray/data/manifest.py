@@ -1,24 +1,23 @@
 """``manifest.parquet``: the commit record of a dataset, one row per committed sample.
 
 A sample exists once its row is in the manifest; a shard on disk that no row references is
-garbage from an interrupted run (RAY.md §B2). Columns::
+garbage from an interrupted run (docs/dataset.md). Columns (names: ``sfray.conventions.Column``)::
 
-    sample_id int64 | shard, key, checksum string | nbytes int64 | status ("ok"|"flagged"|"dropped")
+    sample_id int64 | shard, key, checksum string | nbytes int64 | status (a ``Status``: ok|flagged|dropped)
     reason string | seed int64 | generator string | camera, shape, expression, pose list<float32>
     quality_<name> float64 | bool | string   (one flat column per quality figure; other extra
                                                keys of committed rows are kept the same way)
 
 Dropped samples (quality gate) keep a row with an empty shard, so a resumed job does not
-regenerate them. :meth:`Manifest.commit` rewrites the file atomically (tmp file, fsync,
-``os.replace``): a failed commit leaves the previous manifest in place. The writer is the driver
-only (``Datasink.on_write_complete``); concurrent committers are not supported.
+regenerate them. :meth:`Manifest.commit` rewrites the file atomically (``sfray.io.atomic``): a failed
+commit leaves the previous manifest in place. The writer is the driver only (the generation run's
+recover step, ``sfray.generation.storage.recover``); concurrent committers are not supported.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,18 +27,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sfray.conventions import Field
+from sfray.conventions import Column, Field, Status
 from sfray.data import layout
-from sfray.data.record import REASON, STATUS
 from sfray.errors import AssetError, SfrayError
+from sfray.io.atomic import atomic_path
 
-STATUSES = ("ok", "flagged", "dropped")
-QUALITY_PREFIX = "quality_"
-_LISTS = (Field.CAMERA, Field.SHAPE, Field.EXPRESSION, Field.POSE)
+#: What :func:`sweep` may do with complete shards that no row references.
+SWEEP_MODES = ("keep", "move", "delete")
+#: The valid status strings (old manifests hold the same strings).
+STATUSES = tuple(s.value for s in Status)
+_LISTS = (Column.CAMERA, Column.SHAPE, Column.EXPRESSION, Column.POSE)
 BASE_SCHEMA = pa.schema(
-    [("sample_id", pa.int64()), ("shard", pa.string()), ("key", pa.string()), ("checksum", pa.string()),
-     ("nbytes", pa.int64()), ("status", pa.string()), ("reason", pa.string()), ("seed", pa.int64()),
-     ("generator", pa.string())] + [(name, pa.list_(pa.float32())) for name in _LISTS]
+    [(Column.SAMPLE_ID, pa.int64()), (Column.SHARD, pa.string()), (Column.KEY, pa.string()),
+     (Column.CHECKSUM, pa.string()), (Column.NBYTES, pa.int64()), (Column.STATUS, pa.string()),
+     (Column.REASON, pa.string()), (Column.SEED, pa.int64()), (Column.GENERATOR, pa.string())]
+    + [(name, pa.list_(pa.float32())) for name in _LISTS]
 )
 
 
@@ -57,22 +59,24 @@ def sample_row(sample: Mapping[str, Any], *, shard: str = "", key: str = "", che
                nbytes: int = 0, status: str | None = None, reason: str | None = None) -> dict[str, Any]:
     """The manifest row of one sample dict (decoded record or pipeline output).
 
-    ``status``/``reason`` default to the sample's own ``status``/``reason`` entries, else "ok"/"".
+    ``status``/``reason`` default to the sample's own ``status``/``reason`` entries, else ok / "".
     """
     row: dict[str, Any] = {
-        "sample_id": int(sample[Field.SAMPLE_ID]), "shard": shard, "key": key, "checksum": checksum,
-        "nbytes": int(nbytes), "status": status or str(sample.get(STATUS) or "ok"),
-        "reason": reason if reason is not None else str(sample.get(REASON) or ""),
-        "seed": -1 if sample.get(Field.SEED) is None else int(sample[Field.SEED]),
-        "generator": str(sample.get(Field.GENERATOR) or ""),
+        Column.SAMPLE_ID: int(sample[Field.SAMPLE_ID]), Column.SHARD: shard, Column.KEY: key,
+        Column.CHECKSUM: checksum, Column.NBYTES: int(nbytes),
+        Column.STATUS: str(status or sample.get(Field.STATUS) or Status.OK),
+        Column.REASON: reason if reason is not None else str(sample.get(Field.REASON) or ""),
+        Column.SEED: -1 if sample.get(Field.SEED) is None else int(sample[Field.SEED]),
+        Column.GENERATOR: str(sample.get(Field.GENERATOR) or ""),
     }
     for name in _LISTS:
         v = sample.get(name)
         row[name] = [] if v is None else np.asarray(v, dtype=np.float32).reshape(-1).tolist()
     for qname, qvalue in sorted((sample.get(Field.QUALITY) or {}).items()):
-        row[QUALITY_PREFIX + str(qname)] = _quality_value(qvalue)
-    if row["status"] not in STATUSES:
-        raise SfrayError(f"sample {row['sample_id']}: status '{row['status']}' is not one of {STATUSES}")
+        row[Column.QUALITY_PREFIX + str(qname)] = _quality_value(qvalue)
+    if row[Column.STATUS] not in STATUSES:
+        raise SfrayError(f"sample {row[Column.SAMPLE_ID]}: status '{row[Column.STATUS]}' is not one of "
+                         f"{STATUSES}")
     return row
 
 
@@ -133,33 +137,26 @@ class Manifest:
         done = set(current.committed_ids().tolist())
         fresh: list[dict[str, Any]] = []
         for row in _rows_of(receipts):
-            sid = int(row["sample_id"])
+            sid = int(row[Column.SAMPLE_ID])
             if sid in done:
                 continue
             done.add(sid)
-            if row.get("status") not in STATUSES:
-                raise SfrayError(f"manifest row {sid}: status '{row.get('status')}' is not one of {STATUSES}")
-            shard = row.get("shard") or ""
+            if row.get(Column.STATUS) not in STATUSES:
+                raise SfrayError(f"manifest row {sid}: status '{row.get(Column.STATUS)}' is not one of "
+                                 f"{STATUSES}")
+            shard = row.get(Column.SHARD) or ""
             if layout.is_tmp(shard):
                 raise SfrayError(f"manifest row {sid}: shard '{shard}' is a temporary file, "
                                  "not a committed shard")
-            if row["status"] != "dropped" and not layout.shard_path(root, shard).is_file():
+            if row[Column.STATUS] != Status.DROPPED and not layout.shard_path(root, shard).is_file():
                 raise AssetError(f"manifest row {sid}: shard {layout.shard_path(root, shard)} does not exist")
             fresh.append(row)
         if not fresh and (root / layout.MANIFEST_FILE).is_file():
             return current
         table = pa.concat_tables([current.table, _rows_to_table(fresh)], promote_options="permissive")
-        table = table.sort_by("sample_id")
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = root / f"{layout.MANIFEST_FILE}{layout.TMP_MARK}{uuid.uuid4().hex}"
-        try:
+        table = table.sort_by(Column.SAMPLE_ID)
+        with atomic_path(root / layout.MANIFEST_FILE) as tmp:
             pq.write_table(table, tmp)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, root / layout.MANIFEST_FILE)
-            layout.fsync_dir(root)
-        finally:
-            tmp.unlink(missing_ok=True)
         return cls(table)
 
     def __len__(self) -> int:
@@ -167,7 +164,7 @@ class Manifest:
 
     def committed_ids(self) -> np.ndarray:
         """(N,) int64 ids with a row, dropped ones included (a resume must not redo them)."""
-        return self.table.column("sample_id").to_numpy().astype(np.int64)
+        return self.table.column(Column.SAMPLE_ID).to_numpy().astype(np.int64)
 
     def rows(self, statuses: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Rows as dicts in sample_id order, optionally only those with a status in ``statuses``."""
@@ -176,16 +173,17 @@ class Manifest:
     def select(self, statuses: Iterable[str] | None = None) -> pa.Table:
         if statuses is None:
             return self.table
-        return self.table.filter(pc.is_in(self.table.column("status"), pa.array(list(statuses), pa.string())))
+        wanted = pa.array([str(s) for s in statuses], pa.string())
+        return self.table.filter(pc.is_in(self.table.column(Column.STATUS), wanted))
 
     def shards(self) -> list[str]:
         """Names of the shards referenced by at least one row."""
-        return sorted(s for s in set(self.table.column("shard").to_pylist()) if s)
+        return sorted(s for s in set(self.table.column(Column.SHARD).to_pylist()) if s)
 
     def counts(self) -> dict[str, Any]:
         """Totals by status and by reason (dataset.yaml and ``sfray dataset stats``)."""
-        status = self.table.column("status").to_pylist()
-        reason = self.table.column("reason").to_pylist()
+        status = self.table.column(Column.STATUS).to_pylist()
+        reason = self.table.column(Column.REASON).to_pylist()
         by_reason: dict[str, int] = {}
         for s, r in zip(status, reason):
             if r:
@@ -202,8 +200,8 @@ def sweep(dataset_dir: str | Path, *, unreferenced: str = "keep") -> dict[str, l
     ``DATASET/orphans/`` (``"move"``: lets a rerun rebuild them even if its bytes differ), or
     deleted (``"delete"``). Committed shards are never touched.
     """
-    if unreferenced not in ("keep", "move", "delete"):
-        raise SfrayError(f"sweep: unreferenced='{unreferenced}' is not keep|move|delete")
+    if unreferenced not in SWEEP_MODES:
+        raise SfrayError(f"sweep: unreferenced='{unreferenced}' is not one of {SWEEP_MODES}")
     root = Path(dataset_dir)
     removed = []
     for p in layout.tmp_files(root):

@@ -11,13 +11,13 @@ regenerated shard checksum-equal to the first attempt. Codecs:
 
 - ``png`` / ``jpeg`` / ``webp``: the image ``(3, H, W)`` uint8 (``GenerateSection.image_format``
   and ``image_quality``); segmentation ``(H, W)`` uint8 ids is always lossless PNG;
-- ``zraw``: zlib-compressed little-endian array bytes. Depth is stored as float16 (DESIGN §4),
+- ``zraw``: zlib-compressed little-endian array bytes. Depth is stored as float16 (docs/conventions.md),
   other arrays in their own dtype (landmarks, camera and FLAME parameters float32);
 - ``zbits``: zlib-compressed ``np.packbits`` of a bool array (mask, landmark visibility).
 
 Scalars, strings and the quality dict live in ``meta``. Any extra ndarray key is stored with
 ``zraw`` and any extra JSON-able scalar in ``meta``, so importers can carry source-specific data
-(e.g. :data:`PUPILS_2D`) without a format change.
+(e.g. ``Field.PUPILS_2D``) without a format change.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from sfray.config.registries import IMAGE_FORMATS as IMAGE_FORMAT_NAMES
 from sfray.conventions import Field
 from sfray.errors import AssetError, SfrayError
 
@@ -41,19 +42,14 @@ FORMAT_VERSION = 1
 _PREFIX = struct.Struct("<4sHI")
 PNG_COMPRESS_LEVEL = 3  # zlib level for PNG blobs: most of level 9's size at a fraction of the time
 ZLIB_LEVEL = 6
-IMAGE_FORMATS = ("png", "jpeg", "webp")
+#: The image codecs (``generate.image_format``); the encoders are registered below.
+IMAGE_FORMATS = IMAGE_FORMAT_NAMES.names()
 
-# Record keys beyond Field (meta / extra arrays written by the pipeline and importers).
-STATUS = "status"  # "ok" | "flagged" | "dropped" (quality gate)
-REASON = "reason"  # why flagged/dropped, "" when ok
-DEPTH_KIND = "depth_kind"  # "metric" (camera-space z) | "relative" (imported, per-image normalised)
-PUPILS_2D = "pupils_2d"  # float32 (2, 2): FaceSynthetics rows 68, 69 (pupil centres), pixels
-SOURCE_SEGMENTATION = "source_segmentation"  # uint8 (H, W) label map in the source dataset's ids
 
 _FLOAT32 = (Field.LANDMARKS_2D, Field.LANDMARKS_3D, Field.CAMERA, Field.SHAPE, Field.EXPRESSION,
-            Field.POSE, Field.LATENT, PUPILS_2D)
+            Field.POSE, Field.LATENT, Field.PUPILS_2D)
 _BOOL = (Field.MASK, Field.LANDMARKS_VISIBLE)
-_LABEL_MAPS = (Field.SEGMENTATION, SOURCE_SEGMENTATION)
+_LABEL_MAPS = (Field.SEGMENTATION, Field.SOURCE_SEGMENTATION)
 _ARRAY_FIELDS = frozenset((Field.IMAGE, Field.DEPTH) + _FLOAT32 + _BOOL + _LABEL_MAPS)
 
 
@@ -76,17 +72,25 @@ def _json_value(key: str, value: Any) -> Any:
     raise SfrayError(f"record field '{key}': cannot store a value of type {type(value).__name__}")
 
 
+@IMAGE_FORMAT_NAMES.register("png")
+def _png(image: Image.Image, buf: io.BytesIO, quality: int) -> None:
+    image.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+
+
+@IMAGE_FORMAT_NAMES.register("jpeg")
+def _jpeg(image: Image.Image, buf: io.BytesIO, quality: int) -> None:
+    image.save(buf, format="JPEG", quality=int(quality))
+
+
+@IMAGE_FORMAT_NAMES.register("webp")
+def _webp(image: Image.Image, buf: io.BytesIO, quality: int) -> None:
+    image.save(buf, format="WEBP", quality=int(quality), method=4)
+
+
 def _encode_image(arr: np.ndarray, fmt: str, quality: int) -> bytes:
+    encoder = IMAGE_FORMAT_NAMES.get(fmt)  # ConfigError naming generate.image_format if unknown
     buf = io.BytesIO()
-    if fmt == "png":
-        Image.fromarray(arr).save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    elif fmt == "jpeg":
-        Image.fromarray(arr).save(buf, format="JPEG", quality=int(quality))
-    elif fmt == "webp":
-        Image.fromarray(arr).save(buf, format="WEBP", quality=int(quality), method=4)
-    else:
-        raise SfrayError(f"config key 'generate.image_format': '{fmt}' is not one of "
-                         f"{', '.join(IMAGE_FORMATS)}")
+    encoder(Image.fromarray(arr), buf, quality)
     return buf.getvalue()
 
 

@@ -4,14 +4,15 @@ A shard is one single-file LMDB (``subdir=False``) holding record bytes under th
 ``f"{sample_id:012d}"`` plus a ``__shard__`` entry (JSON: ids, keys, checksums and a *content
 checksum* over the (key, record checksum) pairs). Its name derives from its sample ids only
 (``shard-{first_id:09d}-{count}`` for a contiguous range, plus a hash of the ids otherwise), never
-from a Ray task index, so a retried write targets the same name (RAY.md §B2).
+from a worker or task index, so a retried write targets the same name (docs/dataset.md).
 
 :func:`write_shard` builds ``shards/<name>.lmdb.tmp-<unique>`` next to the final file (same
-filesystem), fsyncs it, then publishes it with ``os.link`` (atomic, never clobbers). If the final
-name exists with the same content checksum the write is a no-op; with different content it
-raises. A crash leaves only the tmp file, which :func:`sfray.data.manifest.sweep` removes. The
-returned :class:`ShardReceipt` is small and picklable: it is what a Ray ``Datasink.write()``
-returns to the driver, whose ``Manifest.commit`` makes the shard's samples exist.
+filesystem), fsyncs it (``sfray.io.atomic`` helpers), then publishes it with ``os.link`` (atomic,
+and unlike a rename it never clobbers an existing shard). If the final name exists with the same
+content checksum the write is a no-op; with different content it raises. A crash leaves only the
+tmp file, which :func:`sfray.data.manifest.sweep` removes. The returned :class:`ShardReceipt` is
+small and picklable: the generation run logs it as a receipt, and ``Manifest.commit`` of its rows
+makes the shard's samples exist.
 
 Build on a local disk: LMDB must not be *written* on network filesystems (lmdb.h caveats).
 """
@@ -22,7 +23,6 @@ import errno
 import hashlib
 import json
 import os
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +36,7 @@ from sfray.data import layout
 from sfray.data.manifest import sample_row
 from sfray.data.record import decode_record, record_checksum
 from sfray.errors import AssetError, SfrayError
+from sfray.io.atomic import fsync_dir, fsync_file, tmp_path_for
 
 META_KEY = b"__shard__"
 SHARD_FORMAT = 1
@@ -84,11 +85,6 @@ class ShardReceipt:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ShardReceipt:
         return cls(**d)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
 
 
 def _map_size(records: Sequence[tuple[int, bytes]]) -> int:
@@ -153,7 +149,7 @@ def write_shard(dataset_dir: str | Path, records: Sequence[tuple[int, bytes]]) -
     meta = json.dumps({"format": SHARD_FORMAT, "name": name, "sample_ids": ids, "keys": keys,
                        "checksums": sums, "content_checksum": csum}, separators=(",", ":")).encode()
     items = [(k.encode(), b) for k, (_, b) in zip(keys, ordered)]
-    tmp = sdir / f"{name}{layout.SHARD_SUFFIX}{layout.TMP_MARK}{uuid.uuid4().hex}"
+    tmp = tmp_path_for(final)
     created = True
     try:
         size = _map_size(ordered)
@@ -164,7 +160,7 @@ def write_shard(dataset_dir: str | Path, records: Sequence[tuple[int, bytes]]) -
             except lmdb.MapFullError:
                 tmp.unlink(missing_ok=True)
                 size *= 2
-        _fsync_file(tmp)
+        fsync_file(tmp)
         try:
             os.link(tmp, final)  # atomic publish that never replaces an existing shard
         except FileExistsError:
@@ -178,7 +174,7 @@ def write_shard(dataset_dir: str | Path, records: Sequence[tuple[int, bytes]]) -
                 created = False
             else:
                 os.rename(tmp, final)
-        layout.fsync_dir(sdir)
+        fsync_dir(sdir)
     finally:
         tmp.unlink(missing_ok=True)
     return ShardReceipt(file_bytes=final.stat().st_size, created=created, **receipt)

@@ -1,8 +1,9 @@
 """A map-style torch ``Dataset`` over a dataset directory, in manifest (sample id) order.
 
-Only committed samples are visible (the manifest, not the shard files, decides). Shards open
-lazily per process, so the dataset can go into ``DataLoader(num_workers>0)``: workers reopen
-their own read-only LMDB handles after fork, and pickling never carries an open environment.
+Only committed samples are visible (the manifest, not the shard files, decides). Records come
+through :class:`sfray.data.reader.RecordReader`: shards open lazily per process, so the dataset
+can go into ``DataLoader(num_workers>0)``: workers reopen their own read-only LMDB handles after
+fork, and pickling never carries an open environment.
 """
 
 from __future__ import annotations
@@ -14,12 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from sfray.conventions import Field
-from sfray.data import layout
-from sfray.data.manifest import Manifest
+from sfray.conventions import KEPT_STATUSES, Column, Field
+from sfray.data.reader import RecordReader, committed_rows
 from sfray.data.record import decode_record
-from sfray.data.shard import ShardReader
-from sfray.errors import AssetError
 
 _LONG = (Field.SEGMENTATION,)
 _META_TENSORS = (Field.SAMPLE_ID, Field.SEED)
@@ -39,22 +37,22 @@ class SfrayDataset(torch.utils.data.Dataset):
         self,
         dataset_dir: str | Path,
         *,
-        statuses: Iterable[str] = ("ok", "flagged"),
+        statuses: Iterable[str] = KEPT_STATUSES,
         fields: Iterable[str] | None = None,
         float_image: bool = False,
         with_meta: bool = False,
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ):
         self.root = Path(dataset_dir)
-        table = Manifest.load(self.root, required=True).select(tuple(statuses))
-        self._ids = table.column("sample_id").to_numpy().astype(np.int64)
-        self._shards = table.column("shard").to_pylist()
-        self._keys = table.column("key").to_pylist()
+        table = committed_rows(self.root, statuses)
+        self._ids = table.column(Column.SAMPLE_ID).to_numpy().astype(np.int64)
+        self._shards = table.column(Column.SHARD).to_pylist()
+        self._keys = table.column(Column.KEY).to_pylist()
         self.fields = None if fields is None else tuple(fields)
         self.float_image = float_image
         self.with_meta = with_meta
         self.transform = transform
-        self._readers: dict[str, ShardReader] = {}
+        self._reader = RecordReader(self.root)
 
     def __len__(self) -> int:
         return int(self._ids.size)
@@ -63,25 +61,9 @@ class SfrayDataset(torch.utils.data.Dataset):
     def sample_ids(self) -> np.ndarray:
         return self._ids
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_readers"] = {}
-        return state
-
-    def _reader(self, shard: str) -> ShardReader:
-        reader = self._readers.get(shard)
-        if reader is None:
-            reader = self._readers[shard] = ShardReader(layout.shard_path(self.root, shard))
-        return reader
-
     def raw(self, index: int) -> bytes:
         """The record bytes of sample ``index`` (manifest order)."""
-        shard, key = self._shards[index], self._keys[index]
-        try:
-            return self._reader(shard).get(key)
-        except KeyError as exc:
-            raise AssetError(f"{self.root}: manifest lists {key} in {shard} but the shard lacks it; "
-                             "run `sfray dataset verify`") from exc
+        return self._reader.get(self._shards[index], self._keys[index])
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         rec = decode_record(self.raw(index), self.fields)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from sfray.conventions import NUM_SEG_CLASSES, SEG_NAMES, Field
+from sfray.conventions import NUM_SEG_CLASSES, SEG_NAMES, Column, Field, Status
 from sfray.data import layout
 from sfray.data.manifest import Manifest
 from sfray.data.record import read_header, record_checksum
@@ -42,17 +42,17 @@ def verify_dataset(dataset_dir: str | Path) -> VerifyReport:
     manifest = Manifest.load(root, required=True)
     report = VerifyReport()
     rows = manifest.rows()
-    dup = [sid for sid, n in Counter(r["sample_id"] for r in rows).items() if n > 1]
+    dup = [sid for sid, n in Counter(r[Column.SAMPLE_ID] for r in rows).items() if n > 1]
     report.problems += [f"sample {sid}: listed more than once in the manifest" for sid in sorted(dup)]
     by_shard: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        if row["status"] == "dropped" and not row["shard"]:
+        if row[Column.STATUS] == Status.DROPPED and not row[Column.SHARD]:
             continue
-        if layout.is_tmp(row["shard"] or ""):
-            report.problems.append(f"sample {row['sample_id']}: manifest lists temporary shard "
-                                   f"'{row['shard']}'")
+        if layout.is_tmp(row[Column.SHARD] or ""):
+            report.problems.append(f"sample {row[Column.SAMPLE_ID]}: manifest lists temporary shard "
+                                   f"'{row[Column.SHARD]}'")
             continue
-        by_shard[row["shard"]].append(row)
+        by_shard[row[Column.SHARD]].append(row)
     for shard, shard_rows in sorted(by_shard.items()):
         path = layout.shard_path(root, shard)
         if not path.is_file():
@@ -76,14 +76,14 @@ def verify_dataset(dataset_dir: str | Path) -> VerifyReport:
 
 
 def _check_row(reader: ShardReader, row: dict[str, Any], report: VerifyReport) -> None:
-    sid, key = row["sample_id"], row["key"]
+    sid, key, shard = row[Column.SAMPLE_ID], row[Column.KEY], row[Column.SHARD]
     try:
         data = reader.get(key)
     except KeyError:
-        report.problems.append(f"sample {sid}: key '{key}' not found in shard {row['shard']}")
+        report.problems.append(f"sample {sid}: key '{key}' not found in shard {shard}")
         return
-    if record_checksum(data) != row["checksum"]:
-        report.problems.append(f"sample {sid}: checksum mismatch in shard {row['shard']} (record corrupted)")
+    if record_checksum(data) != row[Column.CHECKSUM]:
+        report.problems.append(f"sample {sid}: checksum mismatch in shard {shard} (record corrupted)")
         return
     try:
         header, _ = read_header(data)
@@ -100,7 +100,7 @@ def dataset_stats(dataset_dir: str | Path, *, sample: int = 256) -> dict[str, An
     manifest = Manifest.load(root, required=True)
     shard_bytes = [layout.shard_path(root, s).stat().st_size for s in manifest.shards()
                    if layout.shard_path(root, s).is_file()]
-    nbytes = manifest.table.column("nbytes").to_numpy()
+    nbytes = manifest.table.column(Column.NBYTES).to_numpy()
     out: dict[str, Any] = {
         "counts": manifest.counts(),
         "shards": {"count": len(shard_bytes), "bytes_total": int(sum(shard_bytes)),

@@ -1,11 +1,11 @@
-"""``LmdbShardDatasink``: Ray Data rows of encoded records -> atomic LMDB shards + manifest commit.
+"""``LmdbShardDatasink``: Ray Data rows of encoded records -> atomic LMDB shards + receipts.
 
-``write()`` runs in Ray write tasks: for every unit row it builds the shard under a temporary
-name, renames it into ``shards/`` and then logs a small receipt file (write-ahead log); it
-returns only the receipts, never data (state set on the sink inside a task does not travel back,
-RAY.md §B6.8). ``on_write_complete()`` runs on the driver and merges receipts into
-``manifest.parquet``: the commit point. A retried write of the same unit is a no-op because the
-shard name derives from its sample ids and identical content is detected.
+``write()`` runs in Ray write tasks: for every unit row it calls the storage protocol's
+``write_unit`` (shard under a temporary name, published atomically, then a receipt file in the
+write-ahead log) and returns only the small receipt summaries, never data (state set on a sink
+inside a write task does not travel back to the driver). The commit (receipts -> manifest) is the
+generation run's ``recover`` step on the driver. A retried write of the same unit is a no-op
+because the shard name derives from its sample ids and identical content is detected.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ray.data.block import Block, BlockAccessor
 from ray.data.datasource import Datasink
 
 from sfray.distributed.generate_actor import COL_IDS, COL_RECORDS, COL_ROWS
+from sfray.generation.storage import write_unit
 
 
 class LmdbShardDatasink(Datasink):
@@ -36,8 +37,6 @@ class LmdbShardDatasink(Datasink):
         return True
 
     def write(self, blocks: Iterable[Block], ctx: Any) -> list[dict[str, Any]]:
-        from sfray.generation.commit import write_unit
-
         receipts: list[dict[str, Any]] = []
         for block in blocks:
             for row in BlockAccessor.for_block(block).iter_rows(public_row_format=False):
@@ -45,8 +44,3 @@ class LmdbShardDatasink(Datasink):
                 records = list(row[COL_RECORDS])
                 receipts.append(write_unit(self.dataset_dir, [int(i) for i in row[COL_IDS]], records, rows))
         return receipts
-
-    def on_write_complete(self, write_result: Any) -> None:
-        from sfray.generation.commit import recover
-
-        recover(self.dataset_dir)

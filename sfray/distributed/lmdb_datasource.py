@@ -1,7 +1,8 @@
-"""Ray Data datasource over an sfray dataset directory (RAY.md §B2): committed records only.
+"""Ray Data datasource over an sfray dataset directory (docs/dataset.md): committed records only.
 
 One read task per group of shards (``parallelism`` groups at most, balanced by row count); each
-task opens its shards lazily in the worker, read-only (``ShardReader``), and yields Arrow blocks
+task reads through ``sfray.data.reader.RecordReader`` in the worker (shards opened lazily,
+read-only, once per task) and yields Arrow blocks
 of at most ``rows_per_block`` rows, so memory stays bounded whatever the shard size. Rows come in
 manifest order within a task. With ``decode=True`` (default) a row holds the decoded record:
 arrays as Ray tensor columns (image (3, H, W) uint8, segmentation, depth float32, mask, landmarks,
@@ -24,13 +25,15 @@ from ray.data import Datasource, ReadTask
 from ray.data.block import BlockMetadata
 from ray.data.extensions import ArrowTensorArray
 
-from sfray.conventions import Field
+from sfray.conventions import KEPT_STATUSES, Column, Field
 from sfray.data import layout
-from sfray.data.manifest import Manifest
+from sfray.data.reader import RecordReader, committed_rows
 from sfray.data.record import decode_record
-from sfray.data.shard import ShardReader
 
 DEFAULT_ROWS_PER_BLOCK = 64
+#: Column of the raw record bytes (``decode=False``).
+RECORD_COLUMN = "record"
+_ROW_COLUMNS = (Column.SAMPLE_ID, Column.SHARD, Column.KEY, Column.CHECKSUM, Column.NBYTES)
 
 
 def _tensor_column(values: list[np.ndarray]) -> pa.Array:
@@ -59,68 +62,58 @@ def _decoded_table(recs: list[dict[str, Any]], base: dict[str, list[Any]]) -> pa
 def _read_rows(root: str, rows: list[dict[str, Any]], decode: bool, fields: tuple[str, ...] | None,
                rows_per_block: int) -> Iterator[pa.Table]:
     """The body of one read task: runs inside a Ray worker, opens its own shard handles."""
-    readers: dict[str, ShardReader] = {}
-    try:
+    with RecordReader(root) as reader:
         for start in range(0, len(rows), rows_per_block):
             chunk = rows[start:start + rows_per_block]
-            raw = []
-            for row in chunk:
-                reader = readers.get(row["shard"])
-                if reader is None:
-                    reader = readers[row["shard"]] = ShardReader(layout.shard_path(root, row["shard"]))
-                raw.append(reader.get(row["key"]))
-            base = {"sample_id": [int(r["sample_id"]) for r in chunk], "shard": [r["shard"] for r in chunk],
-                    "key": [r["key"] for r in chunk]}
+            raw = [reader.row(row) for row in chunk]
+            base: dict[str, list[Any]] = {Column.SAMPLE_ID: [int(r[Column.SAMPLE_ID]) for r in chunk],
+                                          Column.SHARD: [r[Column.SHARD] for r in chunk],
+                                          Column.KEY: [r[Column.KEY] for r in chunk]}
             if not decode:
-                base.update(checksum=[r["checksum"] for r in chunk])
+                base[Column.CHECKSUM] = [r[Column.CHECKSUM] for r in chunk]
                 cols = {k: pa.array(v) for k, v in base.items()}
-                table = pa.table({**cols, "record": pa.array(raw, pa.binary())})
+                table = pa.table({**cols, RECORD_COLUMN: pa.array(raw, pa.binary())})
             else:
                 table = _decoded_table([decode_record(b, fields) for b in raw], base)
             yield table
-    finally:
-        for reader in readers.values():
-            reader.close()
 
 
 class SfrayLmdbDatasource(Datasource):
     """Reads the committed records of ``dataset_dir`` (manifest rows with a status in ``statuses``)."""
 
     def __init__(self, dataset_dir: str | Path, *, decode: bool = True, fields: Iterable[str] | None = None,
-                 statuses: Iterable[str] = ("ok", "flagged"), rows_per_block: int = DEFAULT_ROWS_PER_BLOCK):
+                 statuses: Iterable[str] = KEPT_STATUSES, rows_per_block: int = DEFAULT_ROWS_PER_BLOCK):
         self.root = str(Path(dataset_dir).resolve())
         self.decode = decode
         self.fields = None if fields is None else tuple(fields)
         self.rows_per_block = int(rows_per_block)
-        table = Manifest.load(self.root, required=True).select(tuple(statuses))
-        cols = ["sample_id", "shard", "key", "checksum", "nbytes"]
-        self._rows = table.select(cols).to_pylist()
+        self._rows = committed_rows(self.root, statuses).select(list(_ROW_COLUMNS)).to_pylist()
 
     def get_name(self) -> str:
         return "SfrayLmdb"
 
     def estimate_inmemory_data_size(self) -> int | None:
-        raw = sum(int(r["nbytes"]) for r in self._rows)
+        raw = sum(int(r[Column.NBYTES]) for r in self._rows)
         return raw if not self.decode else None  # decoded size depends on the image codec
 
     def _groups(self, parallelism: int) -> list[list[dict[str, Any]]]:
         by_shard: dict[str, list[dict[str, Any]]] = {}
         for row in self._rows:
-            by_shard.setdefault(row["shard"], []).append(row)
+            by_shard.setdefault(row[Column.SHARD], []).append(row)
         n = max(1, min(int(parallelism) if parallelism and parallelism > 0 else len(by_shard), len(by_shard)))
         groups: list[list[dict[str, Any]]] = [[] for _ in range(n)]
         for shard_rows in sorted(by_shard.values(), key=len, reverse=True):  # greedy balance by rows
             min(groups, key=len).extend(shard_rows)
         for g in groups:
-            g.sort(key=lambda r: r["sample_id"])
+            g.sort(key=lambda r: r[Column.SAMPLE_ID])
         return [g for g in groups if g]
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
                        data_context: Any = None) -> list[ReadTask]:
         tasks = []
         for group in self._groups(parallelism):
-            shards = sorted({r["shard"] for r in group})
-            meta = BlockMetadata(num_rows=len(group), size_bytes=sum(int(r["nbytes"]) for r in group),
+            shards = sorted({r[Column.SHARD] for r in group})
+            meta = BlockMetadata(num_rows=len(group), size_bytes=sum(int(r[Column.NBYTES]) for r in group),
                                  exec_stats=None,
                                  input_files=tuple(str(layout.shard_path(self.root, s)) for s in shards))
             args = (self.root, group, self.decode, self.fields, self.rows_per_block)
@@ -129,7 +122,7 @@ class SfrayLmdbDatasource(Datasource):
 
 
 def read_sfray_dataset(path: str | Path, *, decode: bool = True, fields: Iterable[str] | None = None,
-                       statuses: Iterable[str] = ("ok", "flagged"),
+                       statuses: Iterable[str] = KEPT_STATUSES,
                        rows_per_block: int = DEFAULT_ROWS_PER_BLOCK, **read_kwargs: Any) -> ray.data.Dataset:
     """``ray.data.Dataset`` of a dataset directory; ``read_kwargs`` go to ``ray.data.read_datasource``."""
     source = SfrayLmdbDatasource(path, decode=decode, fields=fields, statuses=statuses,

@@ -1,5 +1,8 @@
-"""Dataset generation without Ray: planning work units and producing annotated records.
+"""Dataset generation as a library: one run (``run.run_generation``) with the executor passed in.
 
-``sfray.distributed`` wraps these in Ray actors and a datasink; a plain loop can call them too
-(the benchmark's baseline does), so the math and the record bytes are the same either way.
+Modules: ``plan`` (units and batches), ``producer`` (ids -> records), ``quality_stage``
+(refinement + gate around the annotator), ``storage`` (shard + receipt per unit, manifest commit),
+``compat`` (may this config resume that directory), ``preflight`` (user inputs checked before
+workers start), ``preview`` (preview sheets), ``executor`` (the protocol and the in-process
+executor), ``faults`` (testing only). ``sfray.distributed`` supplies the Ray executor.
 """

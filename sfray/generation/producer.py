@@ -1,9 +1,10 @@
 """Produce annotated, encoded records for a set of sample ids (no Ray).
 
-:class:`SampleProducer` owns one head model, one generator and one annotator, the way a Ray
-generator actor does; ``produce(ids)`` runs specs -> generator -> annotator -> record bytes for
-them in aligned batches (see ``sfray.generation.plan``). The plain-loop benchmark baseline and the
-Ray actor both call it, so a record's bytes never depend on how it was scheduled.
+:class:`SampleProducer` owns one generator stack (``sfray.annotate.stack``: head, generator,
+annotator) plus the quality stage, the way a Ray generator actor does; ``produce(ids)`` runs
+specs -> generator -> refinement/gate -> annotator -> record bytes for them in aligned batches
+(see ``sfray.generation.plan``). Every executor calls it, so a record's bytes never depend on
+how it was scheduled.
 """
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from sfray.annotate.annotator import to_record_fields
+from sfray.annotate.stack import build_stack
 from sfray.config.schema import GenerateJobConfig
-from sfray.conventions import Field
+from sfray.conventions import Field, Status
+from sfray.data.record import encode_record
 from sfray.generation.plan import WorkUnit
+from sfray.generation.quality_stage import QualityStage
+from sfray.sampling.specs import make_specs
 
 
 @dataclass
@@ -29,38 +35,25 @@ class ProducedSample:
     row: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks the actor's GPU when Ray gave it one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 class SampleProducer:
     """Builds the generator stack once; turns sample ids into encoded records."""
 
     def __init__(self, cfg: GenerateJobConfig, device: torch.device | str | None = None):
-        from sfray.annotate.annotator import Annotator
-        from sfray.annotate.quality import QualityStage
-        from sfray.generators.factory import build_generator
-        from sfray.head import build_head
-
         self.cfg = cfg
-        self.device = resolve_device(cfg.generator.device) if device is None else torch.device(device)
-        self.head = build_head(cfg.head).to(self.device)
-        self.generator = build_generator(cfg, self.head, self.device)
-        self.annotator = Annotator(self.head, cfg.generate.resolution, cfg.annotate, None)
+        stack = build_stack(cfg, device)
+        self.device, self.head, self.generator = stack.device, stack.head, stack.generator
+        self.annotator = stack.annotator
+        assert self.annotator is not None
         self.quality = QualityStage(cfg.annotate, cfg.quality, cfg.generate.resolution, self.head.faces,
                                     self.annotator.alignment)
         self.identity = self.generator.identity
 
     @torch.no_grad()
-    def produce(self, sample_ids: np.ndarray) -> list[ProducedSample]:
-        """Generate, annotate and encode ``sample_ids`` (sorted), in batches aligned to ``batch_size``."""
-        from sfray.annotate.annotator import to_record_fields
-        from sfray.data.record import REASON, STATUS, encode_record
-        from sfray.sampling import make_specs
+    def produce(self, sample_ids: np.ndarray, *, keep_dropped: bool = False) -> list[ProducedSample]:
+        """Generate, annotate and encode ``sample_ids`` (sorted), in batches aligned to ``batch_size``.
 
+        A sample the quality gate drops gets no record unless ``keep_dropped`` (previews show it).
+        """
         cfg = self.cfg
         unit = WorkUnit(-1, np.asarray(sample_ids, dtype=np.int64))
         results: list[ProducedSample] = []
@@ -77,9 +70,9 @@ class SampleProducer:
                 fields = to_record_fields(ann, out, specs, i)
                 fields[Field.GENERATOR] = self.identity
                 fields[Field.QUALITY] = dict(verdict.figures)
-                fields[STATUS], fields[REASON] = verdict.status, verdict.reason
+                fields[Field.STATUS], fields[Field.REASON] = verdict.status, verdict.reason
                 record = None
-                if verdict.status != "dropped":  # a dropped sample keeps only its manifest row
+                if verdict.status != Status.DROPPED or keep_dropped:  # a dropped sample keeps its row only
                     record = encode_record(fields, image_format=cfg.generate.image_format,
                                            image_quality=cfg.generate.image_quality)
                 results.append(ProducedSample(int(sid), record, sample_summary(fields)))
@@ -88,7 +81,6 @@ class SampleProducer:
 
 def sample_summary(fields: dict[str, Any]) -> dict[str, Any]:
     """JSON-able summary of a sample (everything but the heavy arrays): a dropped sample's manifest row."""
-    from sfray.data.record import REASON, STATUS
 
     def as_list(key: str) -> list[float]:
         return np.asarray(fields[key], dtype=np.float32).reshape(-1).tolist()
@@ -103,6 +95,6 @@ def sample_summary(fields: dict[str, Any]) -> dict[str, Any]:
         Field.POSE: as_list(Field.POSE),
         Field.QUALITY: {k: (v.item() if hasattr(v, "item") else v)
                         for k, v in (fields.get(Field.QUALITY) or {}).items()},
-        STATUS: str(fields.get(STATUS) or "ok"),
-        REASON: str(fields.get(REASON) or ""),
+        Field.STATUS: str(fields.get(Field.STATUS) or Status.OK),
+        Field.REASON: str(fields.get(Field.REASON) or ""),
     }

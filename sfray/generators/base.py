@@ -9,41 +9,15 @@ into the generator's world, so image and annotation come from one geometry.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 
 from sfray.head.layer import HeadModel
+from sfray.sampling.specs import SampleSpecs
 
-
-@dataclass
-class SampleSpecs:
-    """A batch of B sample specifications; row i is a pure function of (dataset seed, sample id, config)."""
-
-    sample_id: torch.Tensor  # (B,) int64
-    seed: torch.Tensor  # (B,) int64, per-sample seed for generator-internal randomness
-    latent: torch.Tensor  # (B, Z) float32; Z = 0 for generators without a latent
-    shape: torch.Tensor  # (B, S) float32 identity coefficients beta
-    expression: torch.Tensor  # (B, E) float32 expression coefficients psi
-    pose: torch.Tensor  # (B, 15) float32 axis-angle: global, neck, jaw, left eye, right eye
-    camera: torch.Tensor  # (B, 25) float32 rendering camera label
-    cond_camera: torch.Tensor  # (B, 25) float32 conditioning camera label (Next3D mapping)
-
-    def __len__(self) -> int:
-        return int(self.sample_id.shape[0])
-
-    def to(self, device: torch.device | str) -> SampleSpecs:
-        return SampleSpecs(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
-
-    def select(self, index: torch.Tensor | slice) -> SampleSpecs:
-        return SampleSpecs(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
-
-    @staticmethod
-    def concat(items: list[SampleSpecs]) -> SampleSpecs:
-        return SampleSpecs(
-            **{f.name: torch.cat([getattr(s, f.name) for s in items]) for f in fields(SampleSpecs)}
-        )
+__all__ = ["Generator", "GeneratorOutput", "SampleSpecs"]  # SampleSpecs lives in sfray.sampling
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Cameras, projection and rasterization in plain PyTorch (DESIGN.md §4 conventions).
+"""Cameras, projection and rasterization in plain PyTorch (docs/conventions.md).
 
 Modules: ``camera`` (25-number labels, EG3D focal formula, look-at orbit, world -> pixels),
 ``camera_sampling`` (labels from uniform variates for the ``paper``/``release``/``custom``

@@ -1,12 +1,12 @@
 """EG3D / Next3D cameras: the 25-number label, EG3D's focal formula, the look-at orbit, projection.
 
-Conventions (``sfray.conventions``, DESIGN.md §4): the label is the row-major 4x4 cam2world (OpenCV
+Conventions (``sfray.conventions``, docs/conventions.md): the label is the row-major 4x4 cam2world (OpenCV
 camera axes: x right, y down, z forward; world y up, frontal camera on +z) followed by the row-major
 3x3 intrinsics normalised by image size. Pixels of :func:`project_points` are ``u * size`` for the
 normalised image coordinate u, so (0, 0) is the top-left *corner* of the image and the normalised
 principal point 0.5 is pixel coordinate ``size / 2`` (see ``sfray.geometry.projection``).
 
-Two EG3D quirks are reproduced on purpose (SYNTHFORGE.md §1.2), because the generator was trained
+Two EG3D quirks are reproduced on purpose (docs/conventions.md), because the generator was trained
 with them: the focal from a "fov" divides by 1.414 instead of 2 (:func:`fov_to_focal`), and the
 look-at sampler maps its vertical angle through ``arccos(1 - 2 v / pi)`` (:func:`look_at_cam2world`).
 

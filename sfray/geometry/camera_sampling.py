@@ -1,4 +1,4 @@
-"""Camera labels from uniform variates, for the presets of ``CameraConfig`` (SYNTHFORGE.md §6).
+"""Camera labels from uniform variates, for the presets of ``CameraConfig`` (docs/synthforge.md).
 
 Samplers take **uniform variates** ``u`` in [0, 1) with columns (yaw, pitch, fov) -- the order of
 ``sfray.sampling.draw.CAMERA_VARIATES`` -- and map each column linearly onto its range, so i.i.d.,
@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sfray.config.registries import CAMERA_PRESETS
 from sfray.config.schema import CameraConfig
 from sfray.errors import ConfigError
 from sfray.geometry.camera import (
@@ -48,11 +49,15 @@ VERTICAL_LOOKAT = "lookat_arccos"
 VERTICAL_LINEAR = "linear"
 
 _RANGE_KEYS = ("yaw_range", "pitch_range", "fov_range")
-PRESETS: dict[str, dict[str, Any]] = {
-    "release": {"yaw_range": (-0.8, 0.8), "pitch_range": (-0.8, 0.8), "fov_range": (18.0, 24.0),
-                "vertical_mapping": VERTICAL_LOOKAT},
-    "paper": {"yaw_range": (-math.pi / 4, math.pi / 4), "pitch_range": (-math.pi / 4, math.pi / 4),
-              "fov_range": (12.0, 27.0), "vertical_mapping": VERTICAL_LINEAR},
+#: The pinned ranges of each preset (docs/synthforge.md); ``custom`` reads the config's own.
+PRESETS: dict[str, dict[str, Any] | None] = {
+    "release": CAMERA_PRESETS.add("release", {
+        "yaw_range": (-0.8, 0.8), "pitch_range": (-0.8, 0.8), "fov_range": (18.0, 24.0),
+        "vertical_mapping": VERTICAL_LOOKAT}),
+    "paper": CAMERA_PRESETS.add("paper", {
+        "yaw_range": (-math.pi / 4, math.pi / 4), "pitch_range": (-math.pi / 4, math.pi / 4),
+        "fov_range": (12.0, 27.0), "vertical_mapping": VERTICAL_LINEAR}),
+    "custom": CAMERA_PRESETS.add("custom", None),
 }
 
 
@@ -62,21 +67,19 @@ def effective_camera_ranges(cfg: CameraConfig) -> dict[str, Any]:
     Returns ``{"preset", "yaw_range", "pitch_range" (radians), "fov_range" (EG3D fov degrees),
     "vertical_mapping" ("lookat_arccos" | "linear"), "radius", "pivot"}`` with (low, high) tuples.
     """
-    if cfg.preset == "custom":
+    pinned = CAMERA_PRESETS.get(cfg.preset)
+    if pinned is None:
         ranges: dict[str, Any] = {k: tuple(float(x) for x in getattr(cfg, k)) for k in _RANGE_KEYS}
         ranges["vertical_mapping"] = VERTICAL_LOOKAT
-    elif cfg.preset in PRESETS:
+    else:
         defaults = CameraConfig()
         for k in _RANGE_KEYS:
             if [float(x) for x in getattr(cfg, k)] != [float(x) for x in getattr(defaults, k)]:
                 raise ConfigError(
                     f"config key 'camera.{k}' is only read with camera.preset=custom; preset "
-                    f"'{cfg.preset}' pins it to {list(PRESETS[cfg.preset][k])}. Set camera.preset=custom "
+                    f"'{cfg.preset}' pins it to {list(pinned[k])}. Set camera.preset=custom "
                     f"or remove camera.{k}")
-        ranges = dict(PRESETS[cfg.preset])
-    else:
-        raise ConfigError(
-            f"bad value for config key 'camera.preset': '{cfg.preset}' is not paper | release | custom")
+        ranges = dict(pinned)
     ranges["preset"] = cfg.preset
     ranges["radius"] = float(cfg.radius)
     ranges["pivot"] = tuple(float(x) for x in cfg.pivot)

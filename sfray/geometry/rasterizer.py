@@ -47,7 +47,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from sfray.errors import ConfigError
 from sfray.geometry.projection import _image_hw, to_screen_orthographic, to_screen_perspective
 
 __all__ = ["EMPTY_DEPTH", "Fragments", "face_attributes", "get_rasterizer", "interpolate", "rasterize",
@@ -342,17 +341,11 @@ def interpolate(fragments: Fragments, face_attrs: Tensor) -> Tensor:
 
 
 def get_rasterizer(name: str):
-    """The ``rasterize`` function of a backend: ``"torch"`` (this module) or ``"pytorch3d"``.
+    """The ``rasterize`` function of a backend, selected by ``annotate.raster_backend``.
 
-    Selected by ``annotate.raster_backend``; ``pytorch3d`` raises :class:`ConfigError` when the
-    package is not installed.
+    The names and their builders live in ``sfray.geometry.raster_backends``; ``pytorch3d``
+    raises :class:`ConfigError` when the package is not installed.
     """
-    if name == "torch":
-        return rasterize
-    if name == "pytorch3d":
-        from sfray.geometry.pytorch3d_backend import rasterize as rasterize_p3d, require_pytorch3d
+    from sfray.geometry.raster_backends import rasterizer_for
 
-        require_pytorch3d()
-        return rasterize_p3d
-    raise ConfigError(
-        f"bad value for config key 'annotate.raster_backend': '{name}' is not torch | pytorch3d")
+    return rasterizer_for(name)

@@ -6,12 +6,10 @@ import functools
 
 import torch
 
+from sfray.config.registries import HEAD_KINDS
 from sfray.config.schema import HeadConfig
-from sfray.errors import ConfigError
 from sfray.head.assets import HeadAssets
 from sfray.head.layer import HeadModel
-
-HEAD_KINDS = ("procedural", "flame")
 
 
 @functools.lru_cache(maxsize=1)
@@ -29,14 +27,19 @@ def build_head(cfg: HeadConfig, device: torch.device | str | None = None) -> Hea
     components than FLAME's defaults; there the counts are capped at what it has.
     """
     cfg.validate()
-    if cfg.kind == "procedural":
-        assets = procedural_assets()
-        n_shape, n_expr = min(cfg.n_shape, assets.num_shape), min(cfg.n_expression, assets.num_expression)
-        model = HeadModel(assets, n_shape, n_expr, dtype=cfg.dtype)
-    elif cfg.kind == "flame":
-        from sfray.head.flame import load_flame_assets
-
-        model = HeadModel(load_flame_assets(cfg), cfg.n_shape, cfg.n_expression, dtype=cfg.dtype)
-    else:  # validate() already rejects this; kept for registries built without validation
-        raise ConfigError(f"head.kind: '{cfg.kind}' is not one of {HEAD_KINDS}")
+    model = HEAD_KINDS.get(cfg.kind)(cfg)
     return model.to(device) if device is not None else model
+
+
+@HEAD_KINDS.register("procedural")
+def _procedural(cfg: HeadConfig) -> HeadModel:
+    assets = procedural_assets()
+    n_shape, n_expr = min(cfg.n_shape, assets.num_shape), min(cfg.n_expression, assets.num_expression)
+    return HeadModel(assets, n_shape, n_expr, dtype=cfg.dtype)
+
+
+@HEAD_KINDS.register("flame")
+def _flame(cfg: HeadConfig) -> HeadModel:
+    from sfray.head.flame import load_flame_assets
+
+    return HeadModel(load_flame_assets(cfg), cfg.n_shape, cfg.n_expression, dtype=cfg.dtype)

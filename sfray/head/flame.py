@@ -1,6 +1,6 @@
 """Assemble a FLAME :class:`~sfray.head.assets.HeadAssets` from the user's files (``HeadConfig``).
 
-FLAME files are licensed and never shipped (SYNTHFORGE.md §5); the user points ``head.path`` at
+FLAME files are licensed and never shipped (docs/synthforge.md); the user points ``head.path`` at
 ``generic_model.pkl`` and, for annotations, at a landmark embedding, ``head_template.obj`` (UVs) and a
 UV label map or ``FLAME_masks.pkl``. Every file is read without executing code
 (:mod:`sfray.head.flame_pickle`). FLAME space is metres, y up, face towards +z, as HeadAssets wants.

@@ -16,8 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from sfray.conventions import (FLAME_MAX_EXPRESSION, FLAME_MAX_SHAPE, FLAME_NUM_FACES, FLAME_NUM_VERTICES,
-                               JOINT_NAMES)
+from sfray.conventions import (
+    FLAME_MAX_EXPRESSION,
+    FLAME_MAX_SHAPE,
+    FLAME_NUM_FACES,
+    FLAME_NUM_VERTICES,
+    JOINT_NAMES,
+)
 from sfray.errors import AssetError
 from sfray.head.flame_pickle import ChumpyStandIn, SparseStandIn, load_pickle_file, model_allowed, to_numpy
 

@@ -4,11 +4,15 @@ The recipe (one implementation for the whole project): write a temporary file wi
 in the target's own directory (same filesystem, so the rename is atomic), flush and fsync it,
 ``os.replace`` it onto the target, then fsync the directory so the rename itself survives a
 power cut. A crash leaves at most a ``<name>.tmp-<unique>`` file, never a truncated target.
+
+``durable=False`` keeps the all-or-nothing rename but skips both fsyncs: for bulk exports of many
+small files, where a power cut may lose recent files but must never leave a truncated one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -39,7 +43,7 @@ def fsync_file(path: str | os.PathLike) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, *, mkdir: bool = True) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, *, mkdir: bool = True, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path to write ``path`` through; publish it atomically on success.
 
     For writers that want a file name (PIL ``save``, ``torch.save``, safetensors, pyarrow). On an
@@ -51,21 +55,31 @@ def atomic_path(path: str | os.PathLike, *, mkdir: bool = True) -> Iterator[Path
     tmp = tmp_path_for(final)
     try:
         yield tmp
-        fsync_file(tmp)
+        if durable:
+            fsync_file(tmp)
         os.replace(tmp, final)
-        fsync_dir(final.parent)
+        if durable:
+            fsync_dir(final.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, mkdir: bool = True) -> Path:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, mkdir: bool = True,
+                       durable: bool = True) -> Path:
     """Write ``data`` to ``path`` atomically (see module docstring); return the path."""
-    with atomic_path(path, mkdir=mkdir) as tmp:
+    with atomic_path(path, mkdir=mkdir, durable=durable) as tmp:
         with open(tmp, "wb") as fh:
             fh.write(data)
     return Path(path)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str, *, mkdir: bool = True) -> Path:
+def atomic_write_text(path: str | os.PathLike, text: str, *, mkdir: bool = True,
+                      durable: bool = True) -> Path:
     """UTF-8 text version of :func:`atomic_write_bytes`."""
-    return atomic_write_bytes(path, text.encode("utf-8"), mkdir=mkdir)
+    return atomic_write_bytes(path, text.encode("utf-8"), mkdir=mkdir, durable=durable)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: object, *, mkdir: bool = True, durable: bool = True,
+                      **dumps: object) -> Path:
+    """``json.dumps(obj, **dumps)`` written with :func:`atomic_write_text` (receipts, reports)."""
+    return atomic_write_text(path, json.dumps(obj, **dumps), mkdir=mkdir, durable=durable)  # type: ignore[arg-type]

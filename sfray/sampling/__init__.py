@@ -13,7 +13,7 @@ __all__ = ["STRATEGIES", "Dims", "Draw", "describe_strategies", "draw_samples", 
            "pose_from_unit"]
 
 
-def __getattr__(name: str):  # make_specs needs the generator types and the camera geometry: load on use
+def __getattr__(name: str):  # make_specs needs torch and the camera geometry: load on use
     if name == "make_specs":
         from sfray.sampling.specs import make_specs
 

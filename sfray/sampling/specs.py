@@ -1,5 +1,8 @@
 """``make_specs``: sample ids -> a batch of :class:`SampleSpecs`, the generators' input.
 
+:class:`SampleSpecs` is defined here, below ``sfray.generators``, because sampling produces it
+and every generator consumes it (``sfray.generators.base`` re-exports it for convenience).
+
 The chosen strategy (:mod:`sfray.sampling.strategies`) draws parameters and unit variates; this
 module maps the variates into the configured ranges, so every strategy obeys the same limits:
 - pose (B, 15) axis-angle from :func:`sfray.sampling.pose.pose_from_unit`;
@@ -9,18 +12,48 @@ module maps the variates into the configured ranges, so every strategy obeys the
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+
 import numpy as np
 import torch
 
 from sfray.config.schema import CameraConfig, SamplingConfig
 from sfray.conventions import CAMERA_LABEL_DIM
-from sfray.generators.base import SampleSpecs
 from sfray.geometry.camera import frontal_camera_label
 from sfray.geometry.camera_sampling import camera_labels_from_uniform
 from sfray.sampling.draw import Dims
 from sfray.sampling.pose import pose_from_unit
 from sfray.sampling.rng import check_ids, sample_seeds
 from sfray.sampling.strategies import draw_samples
+
+
+@dataclass
+class SampleSpecs:
+    """A batch of B sample specifications; row i is a pure function of (dataset seed, sample id, config)."""
+
+    sample_id: torch.Tensor  # (B,) int64
+    seed: torch.Tensor  # (B,) int64, per-sample seed for generator-internal randomness
+    latent: torch.Tensor  # (B, Z) float32; Z = 0 for generators without a latent
+    shape: torch.Tensor  # (B, S) float32 identity coefficients beta
+    expression: torch.Tensor  # (B, E) float32 expression coefficients psi
+    pose: torch.Tensor  # (B, 15) float32 axis-angle: global, neck, jaw, left eye, right eye
+    camera: torch.Tensor  # (B, 25) float32 rendering camera label
+    cond_camera: torch.Tensor  # (B, 25) float32 conditioning camera label (Next3D mapping)
+
+    def __len__(self) -> int:
+        return int(self.sample_id.shape[0])
+
+    def to(self, device: torch.device | str) -> SampleSpecs:
+        return SampleSpecs(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+    def select(self, index: torch.Tensor | slice) -> SampleSpecs:
+        return SampleSpecs(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+    @staticmethod
+    def concat(items: list[SampleSpecs]) -> SampleSpecs:
+        return SampleSpecs(
+            **{f.name: torch.cat([getattr(s, f.name) for s in items]) for f in fields(SampleSpecs)}
+        )
 
 
 def make_specs(

@@ -12,8 +12,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from sfray.config.registries import SAMPLING_STRATEGIES
 from sfray.config.schema import CameraConfig, SamplingConfig
-from sfray.errors import ConfigError
 from sfray.sampling.basic import gaussian, truncated, uniform_release
 from sfray.sampling.diverse import diverse
 from sfray.sampling.draw import Dims, Draw
@@ -22,23 +22,16 @@ from sfray.sampling.sobol import sobol
 
 Strategy = Callable[[np.ndarray, int, SamplingConfig, CameraConfig, Dims], Draw]
 
-STRATEGIES: dict[str, Strategy] = {
-    "gaussian": gaussian,
-    "uniform": uniform_release,
-    "truncated": truncated,
-    "sobol": sobol,
-    "diverse": diverse,
-}
+for _name, _fn in (("gaussian", gaussian), ("uniform", uniform_release), ("truncated", truncated),
+                   ("sobol", sobol), ("diverse", diverse)):
+    SAMPLING_STRATEGIES.add(_name, _fn)
+#: name -> strategy function (a read-only view of the registry, in declaration order).
+STRATEGIES: dict[str, Strategy] = {name: SAMPLING_STRATEGIES.get(name) for name in SAMPLING_STRATEGIES}
 
 
 def get_strategy(name: str) -> Strategy:
     """The strategy registered as ``name``; an unknown name raises ConfigError listing valid ones."""
-    try:
-        return STRATEGIES[name]
-    except KeyError:
-        valid = ", ".join(sorted(STRATEGIES))
-        raise ConfigError(f"config key 'sampling.strategy': unknown strategy '{name}'; "
-                          f"valid: {valid}") from None
+    return SAMPLING_STRATEGIES.get(name)
 
 
 def describe_strategies() -> dict[str, str]:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from sfray.conventions import BACKGROUND_ID
-from sfray.data.colors import SEG_PALETTE
+from sfray.conventions import BACKGROUND_ID, SEG_PALETTE
 
 VISIBLE_COLOR = (40, 255, 60)
 OCCLUDED_COLOR = (255, 40, 40)
@@ -62,7 +61,7 @@ def colorize_depth(depth: np.ndarray, mask: np.ndarray | None = None) -> np.ndar
     """(H, W) camera-space z -> (H, W, 3) uint8, near bright and far dark, background black.
 
     The range is stretched over the foreground of this one picture for display only; stored
-    depth is never normalised (DESIGN §4).
+    depth is never normalised (docs/conventions.md).
     """
     d = np.asarray(depth, dtype=np.float32)
     m = (d > 0) if mask is None else np.asarray(mask, dtype=bool)

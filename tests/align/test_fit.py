@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from sfray.align.model import describe
-from sfray.annotate.alignment import load_alignment_map
-from sfray.annotate.transform import similarity_matrix
 from sfray.cli import main
 from sfray.errors import AssetError, ConfigError
+from sfray.geometry.alignment_map import load_alignment_map
+from sfray.geometry.transform import similarity_matrix
 
 ROOT = Path(__file__).resolve().parents[2]
 KNOB = [2.0, -3.0, 1.5, 0.02, -0.015, 0.01, 1.03]  # degrees, world units, scale
@@ -32,7 +32,7 @@ def test_cli_recovers_the_knob(tmp_path, capsys):
     knob = "[" + ",".join(str(v) for v in KNOB) + "]"
     rc = main(["align", str(ROOT / "configs/align/misalign.yaml"), f"output_dir={out_dir}", *SMALL,
                "align.num_samples=8", "align.num_holdout=4", "align.iterations=6",
-               f"generator.misalign={knob}", "--quiet"])
+               f"faults.misalign={knob}", "--quiet"])
     assert rc == 0
     assert "landmark px" in capsys.readouterr().out
     assert sorted(p.name for p in out_dir.iterdir()) == [
@@ -64,19 +64,20 @@ def _annotate_with_map_file(path: Path, knob: str) -> None:
     import numpy as np
 
     from sfray.annotate.annotator import Annotator
-    from sfray.annotate.quality import EXTRA_TRUE_LANDMARKS
     from sfray.config import GenerateJobConfig, load_config
+    from sfray.conventions import Extra
     from sfray.generators.factory import build_generator
     from sfray.head import build_head
     from sfray.sampling import make_specs
 
-    cfg = load_config(GenerateJobConfig, None, ["generate.resolution=128", f"generator.misalign={knob}",
+    cfg = load_config(GenerateJobConfig, None, ["generate.resolution=128", f"faults.misalign={knob}",
                                                 f"annotate.alignment_map={path}"])
     head = build_head(cfg.head)
     specs = make_specs(np.arange(500, 502), 9, cfg.sampling, cfg.camera, n_shape=head.n_shape,
                        n_expression=head.n_expression, latent_dim=0)
     out = build_generator(cfg, head, "cpu").generate(specs)
-    err = (Annotator(head, 128, cfg.annotate).annotate(out).landmarks_2d - out.extras[EXTRA_TRUE_LANDMARKS])
+    truth = out.extras[Extra.LANDMARKS_2D_RENDERED]
+    err = (Annotator(head, 128, cfg.annotate).annotate(out).landmarks_2d - truth)
     assert err.norm(dim=-1).mean() < 0.25
 
 

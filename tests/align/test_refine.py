@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from sfray.align.refine import REFINE_FIGURES, Refiner
 from sfray.annotate.annotator import Annotator
-from sfray.annotate.quality import EXTRA_TRUE_LANDMARKS
-from sfray.annotate.refine import REFINE_FIGURES, Refiner
 from sfray.config import GenerateJobConfig, load_config
+from sfray.conventions import Extra
 
 RES = 128
 
@@ -19,8 +19,9 @@ def _batch(knob: str, n: int = 4):
     from sfray.head import build_head
     from sfray.sampling import make_specs
 
-    cfg = load_config(GenerateJobConfig, None, [f"generate.resolution={RES}", f"generator.misalign={knob}",
-                                                "generator.hair_cap_prob=0", "annotate.refine.enabled=true"])
+    cfg = load_config(GenerateJobConfig, None, [f"generate.resolution={RES}", f"faults.misalign={knob}",
+                                                "generator.procedural.hair_cap_prob=0",
+                                                "annotate.refine.enabled=true"])
     head = build_head(cfg.head)
     gen = build_generator(cfg, head, "cpu")
     specs = make_specs(np.arange(n), 1, cfg.sampling, cfg.camera, n_shape=head.n_shape,
@@ -30,7 +31,7 @@ def _batch(knob: str, n: int = 4):
 
 def _landmark_error(head, cfg, out) -> torch.Tensor:
     ann = Annotator(head, RES, cfg.annotate).annotate(out)
-    return (ann.landmarks_2d - out.extras[EXTRA_TRUE_LANDMARKS]).norm(dim=-1).mean(dim=-1)
+    return (ann.landmarks_2d - out.extras[Extra.LANDMARKS_2D_RENDERED]).norm(dim=-1).mean(dim=-1)
 
 
 def test_refinement_pulls_each_annotation_onto_its_image():

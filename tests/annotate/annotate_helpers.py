@@ -6,11 +6,11 @@ import functools
 
 import torch
 
-from sfray.annotate.transform import head_to_world_matrix
 from sfray.config.schema import HeadConfig
 from sfray.conventions import DEFAULT_CAMERA_PIVOT, DEFAULT_CAMERA_RADIUS, POSE_DIM
 from sfray.generators.base import GeneratorOutput, SampleSpecs
 from sfray.geometry.camera_sampling import VERTICAL_LOOKAT, camera_labels_from_angles
+from sfray.geometry.transform import head_to_world_matrix
 
 
 @functools.lru_cache(maxsize=1)

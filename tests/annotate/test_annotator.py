@@ -1,4 +1,4 @@
-"""Acceptance tests of the annotator on the procedural head (issue 3).
+"""Acceptance tests of the annotator on the procedural head.
 
 The annotator reads only the mesh, so these tests drive it with geometry-only generator outputs
 (``helpers.mesh_output``); the renderer has its own tests.
@@ -13,8 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sfray.annotate.annotator import LANDMARKS_3D_FIXED, Annotator, to_record_fields
-from sfray.annotate.transform import AlignmentMap
+from sfray.annotate.annotator import Annotator, to_record_fields
 from sfray.config.schema import AnnotateConfig, CameraConfig, SamplingConfig
 from sfray.conventions import (
     BACKGROUND_ID,
@@ -27,6 +26,7 @@ from sfray.conventions import (
     WORLD_Z_OFFSET,
     Field,
 )
+from sfray.geometry.alignment_map import AlignmentMap
 from tests.annotate.annotate_helpers import camera_labels, make_specs, mesh_output, procedural_head
 
 RES = 160
@@ -217,7 +217,7 @@ def test_record_fields_are_numpy_per_sample(random_annotations):
     assert rec[Field.SAMPLE_ID] == int(specs.sample_id[3])
     assert rec[Field.IMAGE].shape == (3, RES, RES) and rec[Field.IMAGE].dtype == np.uint8
     assert rec[Field.SEGMENTATION].dtype == np.uint8 and rec[Field.MASK].dtype == bool
-    assert rec[Field.LANDMARKS_2D].shape == (68, 2) and rec[LANDMARKS_3D_FIXED].shape == (68, 3)
+    assert rec[Field.LANDMARKS_2D].shape == (68, 2) and rec[Field.LANDMARKS_3D_FIXED].shape == (68, 3)
     np.testing.assert_array_equal(rec[Field.LANDMARKS_VISIBLE], ann.landmarks_visible[3].numpy())
     assert rec[Field.CAMERA].shape == (25,)
 

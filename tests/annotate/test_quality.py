@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from sfray.annotate.annotator import Annotator
-from sfray.annotate.quality import AUTHORS_MAX_DETECTOR_PX, EXTRA_TRUE_LANDMARKS, QualityGate
+from sfray.annotate.quality import AUTHORS_MAX_DETECTOR_PX, QualityGate
 from sfray.config import GenerateJobConfig, load_config
 from sfray.config.schema import QualityConfig
+from sfray.conventions import Extra
 from sfray.errors import ConfigError
 
 RES = 96
@@ -75,7 +76,7 @@ def test_inconsistent_samples_and_only_those_fail(stack, policy, status):
 
 def test_authors_preset_drops_far_and_faceless_samples(stack):
     out, ann = stack
-    truth = out.extras[EXTRA_TRUE_LANDMARKS].to(torch.float64)
+    truth = out.extras[Extra.LANDMARKS_2D_RENDERED].to(torch.float64)
     # detector error in pixels at 512 on top of the image's true landmarks; samples 1 and 4 show
     # another expression than their annotation, so even a perfect detector disagrees there
     shift_512 = torch.tensor([0.0, 0.0, 5.0, 0.0, 0.0, 20.0])
@@ -115,11 +116,9 @@ def test_out_of_range_thresholds_name_the_key(override, key):
 
 
 def test_quality_stage_runs_refinement_and_records_its_figures(stack):
-    from sfray.annotate.quality import QualityStage
-    from sfray.annotate.refine import REFINE_FIGURES
-    from sfray.config.schema import AnnotateConfig, RefineConfig
-
-    from sfray.config.schema import HeadConfig
+    from sfray.align.refine import REFINE_FIGURES
+    from sfray.config.schema import AnnotateConfig, HeadConfig, RefineConfig
+    from sfray.generation.quality_stage import QualityStage
     from sfray.head import build_head
 
     out, _ = stack

@@ -260,7 +260,7 @@ def test_generate_entrypoints_load_against_the_generate_schema():
             continue
         cfg = load_config(GenerateJobConfig, ROOT / ep.config, ep.overrides)
         assert cfg.output_dir.startswith(SHARED_MOUNT + "/"), where
-        for path in (cfg.generator.checkpoint, cfg.head.path, cfg.head.landmark_embedding,
+        for path in (cfg.generator.next3d.checkpoint, cfg.head.path, cfg.head.landmark_embedding,
                      cfg.head.template_obj, cfg.head.masks):
             assert path is None or path.startswith(SHARED_MOUNT + "/assets/"), f"{where}: {path}"
         if cfg.ray.gpus_per_actor > 0:

@@ -11,8 +11,8 @@ from PIL import Image
 from synth_records import random_sample
 
 from sfray.cli import main
-from sfray.conventions import BACKGROUND_ID, SEG_ID, Field
-from sfray.data.colors import SEG_PALETTE, ids_to_rgb, rgb_to_ids
+from sfray.conventions import BACKGROUND_ID, SEG_ID, SEG_PALETTE, Field
+from sfray.data.colors import ids_to_rgb, rgb_to_ids
 from sfray.data.dataset_yaml import read_dataset_yaml
 from sfray.data.export import authors_depth_png
 from sfray.data.facesynthetics import FACESYNTHETICS_TO_OURS, FS_ID, OURS_TO_FACESYNTHETICS

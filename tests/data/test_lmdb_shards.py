@@ -77,7 +77,7 @@ def test_crash_mid_write_leaves_only_a_tmp_file_that_sweep_removes(tmp_path):
         "import sfray.data.shard as shard\n"
         "from synth_records import random_sample\n"
         "from sfray.data.record import encode_record\n"
-        "shard._fsync_file = lambda path: os._exit(9)\n"
+        "shard.fsync_file = lambda path: os._exit(9)\n"
         "shard.write_shard(sys.argv[1], [(i, encode_record(random_sample(i))) for i in (0, 1)])\n"
     )
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(Path(__file__).parent)],

@@ -8,6 +8,7 @@ import struct
 import numpy as np
 import pytest
 import torch
+from synth_records import random_sample
 
 from sfray.conventions import Field
 from sfray.data.record import (
@@ -19,8 +20,6 @@ from sfray.data.record import (
     record_checksum,
 )
 from sfray.errors import AssetError, SfrayError
-
-from synth_records import random_sample
 
 
 @pytest.mark.parametrize("fmt", IMAGE_FORMATS)

@@ -1,4 +1,4 @@
-"""Generation through the Ray pipeline: determinism, resume, and fault injection (issue 5).
+"""Generation through the Ray executor: determinism, resume, and fault injection.
 
 One local Ray runtime (loopback only) serves the module; each test writes its own dataset.
 """
@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from sfray.config import GenerateJobConfig, load_config
+from sfray.data import layout
 from sfray.data.layout import tmp_files
 from sfray.data.manifest import Manifest
 from sfray.data.verify import verify_dataset
@@ -36,6 +37,14 @@ def ray_local():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+
+
+def run_generation(cfg: GenerateJobConfig, **kwargs):
+    """The library run with the Ray executor (what ``sfray generate`` does)."""
+    from sfray.distributed.executor import RayExecutor
+    from sfray.generation.run import run_generation as run
+
+    return run(cfg, RayExecutor(cfg.ray), **kwargs)
 
 
 def tiny(out: Path, *extra: str) -> GenerateJobConfig:
@@ -62,8 +71,6 @@ def assert_complete(out: Path, n: int) -> None:
 
 
 def test_split_runs_are_byte_identical_to_one_run(tmp_path, ray_local):
-    from sfray.distributed.generation import run_generation
-
     one = tmp_path / "one"
     run_generation(tiny(one), progress=False)
     assert_complete(one, 16)
@@ -78,8 +85,21 @@ def test_split_runs_are_byte_identical_to_one_run(tmp_path, ray_local):
     assert (one / "preview.png").is_file() and (one / "dataset.yaml").is_file()
 
 
+def test_the_ray_executor_makes_the_recorded_records(tmp_path, ray_local):
+    """The fixture's config through the actor pool gives the bytes recorded before the refactor."""
+    from tests.generation.fixture_rows import expected_rows, fixture, manifest_rows
+
+    out = tmp_path / "fixture"
+    cfg = load_config(GenerateJobConfig, None, [f"output_dir={out}", *fixture()["overrides"],
+                                                "ray.actors_min=1", "ray.actors_max=2"])
+    assert run_generation(cfg, progress=False).committed == 16
+    expected = expected_rows()
+    if expected is None:
+        pytest.skip("library versions differ from the fixture's")
+    assert manifest_rows(out) == expected
+
+
 def test_resume_refuses_incompatible_settings(tmp_path, ray_local):
-    from sfray.distributed.generation import run_generation
     from sfray.errors import ConfigError
 
     out = tmp_path / "d"
@@ -89,12 +109,10 @@ def test_resume_refuses_incompatible_settings(tmp_path, ray_local):
 
 
 def test_actor_killed_mid_run_loses_nothing(tmp_path, ray_local):
-    from sfray.distributed.generation import run_generation
-
     out = tmp_path / "actor"
-    summary = run_generation(tiny(out, "generate.num_samples=24", "ray.fail_actor_after_batches=1"),
+    summary = run_generation(tiny(out, "generate.num_samples=24", "faults.fail_actor_after_batches=1"),
                              progress=False)
-    assert (out / "_faults" / "actor-killed").is_file(), "the fault was injected"
+    assert (layout.faults_dir(out) / layout.FAULT_WORKER_KILLED).is_file(), "the fault was injected"
     assert summary.committed == 24
     assert_complete(out, 24)
 
@@ -105,9 +123,9 @@ def test_driver_killed_mid_write_then_rerun(tmp_path):
             "generate.samples_per_shard=4", "ray.actors_min=1", "ray.actors_max=1", "ray.num_cpus=2"]
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "sfray.cli", "generate", str(QUICKSTART), *args]
-    proc = subprocess.run([*cmd, "ray.fail_driver_after_shards=2"], env=env, cwd=ROOT,
+    proc = subprocess.run([*cmd, "faults.fail_driver_after_shards=2"], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
-    children = out / "_faults" / "driver_children.json"
+    children = layout.faults_dir(out) / layout.FAULT_DRIVER_CHILDREN
     try:
         assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     finally:
@@ -116,7 +134,7 @@ def test_driver_killed_mid_write_then_rerun(tmp_path):
                 os.kill(pid, signal.SIGKILL)  # only the Ray processes that driver started
             except ProcessLookupError:
                 pass
-    logged = sum(json.loads(p.read_text())["num_samples"] for p in (out / "receipts").glob("*.json"))
+    logged = sum(json.loads(p.read_text())["num_samples"] for p in layout.receipts_dir(out).glob("*.json"))
     assert 8 <= logged < 64, "at least two shards were logged, and the crash came before the end"
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -129,8 +147,6 @@ def test_driver_killed_mid_write_then_rerun(tmp_path):
 
 def test_quality_gate_drops_are_recorded_and_survive_resume(tmp_path, ray_local, capsys):
     from sfray.cli import main
-    from sfray.distributed.generation import run_generation
-
     out = tmp_path / "gate"
     gate = ["quality.policy=drop", "quality.min_mask_iou=0.96"]  # hair caps lower the mesh-vs-image IoU
     first = run_generation(tiny(out, "generate.num_samples=8", *gate), progress=False)
@@ -151,13 +167,13 @@ def test_quality_gate_drops_are_recorded_and_survive_resume(tmp_path, ray_local,
 
 
 def test_bad_asset_fails_once_before_ray_starts(tmp_path):
-    from sfray.distributed.generation import run_generation
     from sfray.errors import AssetError
 
     out = tmp_path / "bad"
     for override, name in (("head.path=/no/such/generic_model.pkl", "generic_model.pkl"),
-                           ("generator.checkpoint=/no/such/next3d.pkl", "next3d.pkl")):
-        extra = ["head.kind=flame", override] if override.startswith("head") else ["generator.kind=next3d", override]
+                           ("generator.next3d.checkpoint=/no/such/next3d.pkl", "next3d.pkl")):
+        kind = "head.kind=flame" if override.startswith("head") else "generator.kind=next3d"
+        extra = [kind, override]
         with pytest.raises(AssetError, match=name):
             run_generation(tiny(out, *extra), progress=False)
         assert not out.exists(), "nothing is written for a job that cannot start"

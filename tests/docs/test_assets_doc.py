@@ -24,7 +24,7 @@ def _code_text(markdown: str) -> str:
 
 def test_every_key_in_the_assets_doc_exists_in_the_schema():
     keys = set(KEY_RE.findall(_code_text(ASSETS_DOC.read_text())))
-    assert {"head.path", "head.masks", "generator.checkpoint"} <= keys, sorted(keys)
+    assert {"head.path", "head.masks", "generator.next3d.checkpoint"} <= keys, sorted(keys)
     schema = OmegaConf.structured(GenerateJobConfig)
     missing = sorted(k for k in keys if OmegaConf.select(schema, k, default=_ABSENT) is _ABSENT)
     assert not missing, f"docs/assets.md names config keys the schema does not have: {missing}"

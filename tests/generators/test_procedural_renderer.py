@@ -7,13 +7,14 @@ import pytest
 import torch
 
 from sfray.annotate.annotator import Annotator
-from sfray.annotate.transform import AlignmentMap, head_to_world_matrix, similarity_matrix
-from sfray.config.schema import AnnotateConfig, GenerateJobConfig, GeneratorConfig
+from sfray.config.schema import AnnotateConfig, GenerateJobConfig, ProceduralGeneratorConfig
+from sfray.conventions import Extra
 from sfray.errors import ConfigError
 from sfray.generators.base import Generator
 from sfray.generators.factory import build_generator
 from sfray.generators.procedural import ProceduralGenerator
-from sfray.generators.procedural.renderer import EXTRA_LANDMARKS_2D, EXTRA_RENDER_TO_WORLD
+from sfray.geometry.alignment_map import AlignmentMap
+from sfray.geometry.transform import head_to_world_matrix, similarity_matrix
 from tests.annotate.annotate_helpers import camera_labels, make_specs, procedural_head
 
 RES = 64
@@ -29,8 +30,9 @@ def _specs(n: int = 3, seed0: int = 11):
     return make_specs(camera_labels(yaw, pitch), expression=expr, seed0=seed0)
 
 
-def _gen(**cfg) -> ProceduralGenerator:
-    return ProceduralGenerator(procedural_head(), RES, GeneratorConfig(**cfg), "cpu")
+def _gen(misalign=None, **cfg) -> ProceduralGenerator:
+    return ProceduralGenerator(procedural_head(), RES, ProceduralGeneratorConfig(**cfg), "cpu",
+                               misalign=misalign)
 
 
 def _iou(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -80,7 +82,7 @@ def test_misalign_identity_is_the_default():
     default = _gen().generate(specs)
     explicit = _gen(misalign=[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]).generate(specs)
     assert torch.equal(default.image, explicit.image)
-    torch.testing.assert_close(default.extras[EXTRA_RENDER_TO_WORLD], default.mesh_to_world)
+    torch.testing.assert_close(default.extras[Extra.RENDER_TO_WORLD], default.mesh_to_world)
 
 
 def test_misalign_moves_the_render_not_the_annotation():
@@ -99,7 +101,8 @@ def test_misalign_moves_the_render_not_the_annotation():
     # an alignment map equal to the misalignment puts the annotation back on the image
     fixed = Annotator(procedural_head(), RES, AnnotateConfig(), AlignmentMap(similarity_matrix(MISALIGN)))
     a_fixed = fixed.annotate(moved)
-    torch.testing.assert_close(a_fixed.landmarks_2d, moved.extras[EXTRA_LANDMARKS_2D], atol=1e-3, rtol=0)
+    truth = moved.extras[Extra.LANDMARKS_2D_RENDERED]
+    torch.testing.assert_close(a_fixed.landmarks_2d, truth, atol=1e-3, rtol=0)
     for i in range(2):
         assert _iou(a_fixed.mask[i], moved.mask[i] > 0.5) > 0.95
 
@@ -112,7 +115,7 @@ def test_render_agrees_with_annotation_without_hair():
         assert _iou(out.mask[i] > 0.5, ann.mask[i]) > 0.96
     both = (out.mask == 1.0) & ann.mask  # fully covered pixels: the same surface
     assert float((out.depth[both] - ann.depth[both]).abs().median()) < 0.01
-    torch.testing.assert_close(out.extras[EXTRA_LANDMARKS_2D], ann.landmarks_2d, atol=1e-3, rtol=0)
+    torch.testing.assert_close(out.extras[Extra.LANDMARKS_2D_RENDERED], ann.landmarks_2d, atol=1e-3, rtol=0)
 
 
 def test_ground_truth_jaw_contour_follows_the_render_camera():
@@ -120,7 +123,7 @@ def test_ground_truth_jaw_contour_follows_the_render_camera():
     points are the head's own, the jaw points those of the row the camera sees."""
     specs = _specs()  # cameras at -0.5, 0, +0.5 rad
     out = _gen(hair_cap_prob=0.0).generate(specs)
-    truth = out.extras[EXTRA_LANDMARKS_2D]
+    truth = out.extras[Extra.LANDMARKS_2D_RENDERED]
     head_mode = Annotator(procedural_head(), RES, AnnotateConfig(contour="head")).annotate(out)
     torch.testing.assert_close(truth[:, 17:], head_mode.landmarks_2d[:, 17:], atol=1e-3, rtol=0)
     moved = (truth[:, :17] - head_mode.landmarks_2d[:, :17]).norm(dim=-1).amax(dim=1)

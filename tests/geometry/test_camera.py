@@ -1,4 +1,4 @@
-"""Cameras: label layout, EG3D focal formula, look-at sampler geometry, projection (issue 3)."""
+"""Cameras: label layout, EG3D focal formula, look-at sampler geometry, projection."""
 
 import math
 
@@ -36,7 +36,7 @@ def test_label_matrices_round_trip():
 
 
 def test_eg3d_focal_formula():
-    # SPEC §4 quotes 4.2634 for 18.837 deg; the FFHQ labels hold 4.2647, which the formula gives at
+    # docs/next3d.md §4 quotes 4.2634 for 18.837 deg; the FFHQ labels hold 4.2647, which the formula gives at
     # 18.8311 deg. We follow the formula (what the generator computes from a fov).
     f = fov_to_focal(FFHQ_FOV_DEG)
     assert f == pytest.approx(4.2634, abs=1e-4)
@@ -86,7 +86,7 @@ def test_look_at_pitch_is_nonlinear_and_yaw_moves_to_plus_x():
     assert polar - math.pi / 2 == pytest.approx(0.534, abs=2e-3)  # ~30.6 deg, not 0.8 rad
     assert c[1] < 0  # positive pitch offset: camera below
     up = centre(math.pi / 2, math.pi / 2 - 0.2)
-    assert up[1].item() == pytest.approx(0.344, abs=1e-3)  # SPEC §4: b = -0.2 -> height 0.344
+    assert up[1].item() == pytest.approx(0.344, abs=1e-3)  # docs/next3d.md §4: b = -0.2 -> height 0.344
     right = centre(math.pi / 2 + 0.3, math.pi / 2)
     assert right[0] > 0 and right[1].abs() < 1e-6
     # yaw is linear: the azimuth of the camera changes by exactly the offset

@@ -1,4 +1,4 @@
-"""Camera samplers: preset ranges, the vertical mapping of each preset, determinism (issue 3)."""
+"""Camera samplers: preset ranges, the vertical mapping of each preset, determinism."""
 
 import math
 

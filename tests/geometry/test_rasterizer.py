@@ -1,4 +1,4 @@
-"""The pure-PyTorch rasterizer against analytic cases and a brute-force float64 reference (issue 3)."""
+"""The pure-PyTorch rasterizer against analytic cases and a brute-force float64 reference."""
 
 import math
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from flame_fixture_builder import FlameFiles, write_flame_files
 
 

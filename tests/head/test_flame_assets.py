@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-
 from flame_fixture_builder import write_obj
+
 from sfray.config.schema import HeadConfig
 from sfray.conventions import SEG_ID
 from sfray.errors import AssetError, ConfigError

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from flame_fixture_builder import label_map_image, write_jpeg_as_png
 from PIL import Image
 
-from flame_fixture_builder import label_map_image, write_jpeg_as_png
 from sfray.conventions import BACKGROUND_ID, SEG_CLASSES, SEG_ID, SEG_UNUSED_COLORS
 from sfray.errors import AssetError
-from sfray.head.label_map import (colors_to_labels, face_labels, label_map_from_regions, load_label_map,
-                                  vertex_labels)
+from sfray.head.label_map import (
+    colors_to_labels,
+    face_labels,
+    label_map_from_regions,
+    load_label_map,
+    vertex_labels,
+)
 from sfray.head.obj import read_obj
 
 

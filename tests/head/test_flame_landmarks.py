@@ -9,8 +9,8 @@ import pickle
 import numpy as np
 import pytest
 import torch
-
 from flame_fixture_builder import save_npy_object
+
 from sfray.errors import AssetError
 from sfray.head.flame_embedding import read_landmark_embedding
 from sfray.head.layer import HeadModel

@@ -12,8 +12,8 @@ import subprocess
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
 from flame_fixture_builder import FakeCh, build_truth, dump_with_fake_chumpy, model_dict, save_npy_object
+
 from sfray.errors import AssetError, UnsafePickleError
 from sfray.head.flame_embedding import read_landmark_embedding
 from sfray.head.flame_model import read_flame_model

@@ -1,4 +1,4 @@
-"""The procedural head (DESIGN.md §5): FLAME layout, a closed face-like mesh, anatomical landmarks,
+"""The procedural head: FLAME layout, a closed face-like mesh, anatomical landmarks,
 mirror symmetry, working jaw/eye joints, sane blendshapes, UVs and label map, determinism.
 
 Everything runs through the shared :class:`~sfray.head.layer.HeadModel`, so these tests also pin
@@ -13,7 +13,13 @@ import torch
 from scipy.spatial import cKDTree
 
 from sfray.conventions import (
-    BACKGROUND_ID, IBUG68_MIRROR, JOINT_NAMES, SEG_FLIP_PAIRS, SEG_FLIP_PERMUTATION, SEG_ID, SEG_NAMES,
+    BACKGROUND_ID,
+    IBUG68_MIRROR,
+    JOINT_NAMES,
+    SEG_FLIP_PAIRS,
+    SEG_FLIP_PERMUTATION,
+    SEG_ID,
+    SEG_NAMES,
 )
 from sfray.head.assets import HeadAssets
 from sfray.head.layer import HeadModel
@@ -446,7 +452,8 @@ def test_random_identities_stay_plausible(head: HeadModel, assets: HeadAssets):
 
 def test_blink_closes_the_lids_over_the_eyeball(assets: HeadAssets, head: HeadModel):
     faces = assets.faces
-    skin_only = ~np.isin(faces, np.concatenate([assets.vertex_regions[r] for r in ("left_eyeball", "right_eyeball")])).any(axis=1)
+    eyeballs = np.concatenate([assets.vertex_regions[r] for r in ("left_eyeball", "right_eyeball")])
+    skin_only = ~np.isin(faces, eyeballs).any(axis=1)
     ex, ey, _ = A.EYE_CENTRE
     left_pupil_z = assets.v_template[assets.vertex_regions["left_eyeball"], 2].max()
     v0, _, _, _ = run(head)

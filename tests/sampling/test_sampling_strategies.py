@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from scipy.stats import qmc
 
 from sfray.config.schema import CameraConfig, SamplingConfig
 from sfray.errors import ConfigError
-from sfray.sampling import STRATEGIES, Dims, describe_strategies, get_strategy
+from sfray.sampling import STRATEGIES, Dims, describe_strategies, draw_samples, get_strategy, pose_from_unit
 from sfray.sampling.basic import TRUNCATION_BOUND
 from sfray.sampling.diverse import DIVERSE_WINDOW, _features
 from sfray.sampling.rng import sample_seeds
-from sfray.sampling import draw_samples, pose_from_unit
 
 DIMS = Dims(n_shape=12, n_expression=6, latent_dim=5)
 FIELDS = ("shape", "expression", "latent", "pose_u", "camera_u")
@@ -71,7 +72,7 @@ def test_ranges_respected(name):
 
 
 def test_unknown_strategy_names_the_valid_ones():
-    valid = "diverse, gaussian, sobol, truncated, uniform"
+    valid = re.escape("gaussian | uniform | truncated | sobol | diverse")  # from the registry
     with pytest.raises(ConfigError, match=f"sampling.strategy.*'halton'.*{valid}"):
         get_strategy("halton")
     with pytest.raises(ConfigError):

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from sfray.errors import AssetError
+from sfray.io.atomic import atomic_path
 from sfray.generators.next3d.config import Next3DConfig, default_rendering_kwargs
 from sfray.generators.next3d.generator import Next3DTriPlane
 from sfray.generators.next3d.official_pickle import (
@@ -337,13 +338,8 @@ def save_safetensors(model: Next3DTriPlane, path: str | os.PathLike, *, source: 
                 "neural_rendering_resolution": int(model.neural_rendering_resolution)}
     meta = {"format": SAFETENSORS_FORMAT, "format_version": SAFETENSORS_VERSION, "config": json.dumps(cfg_dict),
             "source": source, "source_sha256": source_sha256, "init_kwargs": json.dumps(_plain(init_kwargs or {}))}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

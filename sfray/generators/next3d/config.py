@@ -3,7 +3,7 @@
 Everything the released constructor fixes internally (4 sub-generators at 256², 32 texture channels,
 mouth crop 64², decoder 64 hidden, SR 128 -> 512) is a field here, so one code path builds both the
 full network (parameter names/shapes equal to ``g_ema_params.txt``) and a scaled-down network that
-runs the same forward pass in a fraction of a second on a CPU (SPEC §1.3, §2, §5.5).
+runs the same forward pass in a fraction of a second on a CPU (docs/next3d.md §1.3, §2, §5.5).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from sfray.errors import ConfigError
 
 
 def default_rendering_kwargs() -> dict[str, Any]:
-    """SPEC table 1.4 (the inference-relevant entries; a checkpoint's own dict replaces this)."""
+    """docs/next3d.md §1.4 (the inference-relevant entries; a checkpoint's own dict replaces this)."""
     return {
         "image_resolution": 512,
         "depth_resolution": 48,
@@ -74,7 +74,7 @@ class Next3DConfig:
     # ---------------------------------------------------------------- presets
     @staticmethod
     def full() -> Next3DConfig:
-        """The released ``next3d_ffhq_512.pkl`` architecture (SPEC §1.3)."""
+        """The released ``next3d_ffhq_512.pkl`` architecture (docs/next3d.md §1.3)."""
         return Next3DConfig()
 
     @staticmethod

@@ -1,4 +1,4 @@
-"""Next3D's TriPlaneGenerator as our own nn.Module (SPEC §1.2, §2).
+"""Next3D's TriPlaneGenerator as our own nn.Module (docs/next3d.md §1.2, §2).
 
 State-dict names, shapes and order equal the released G_ema's at ``Next3DConfig.full()``
 (``g_ema_params.txt``). The stages are separate methods so callers (annotator, shape extraction)
@@ -44,7 +44,7 @@ def uv_to_grid(uv_coords: torch.Tensor) -> torch.Tensor:
 
 
 class Next3DTriPlane(nn.Module):
-    """z, c_cond, c, v -> {'image', 'image_raw', 'image_depth', 'image_weight'} (SPEC §2.16)."""
+    """z, c_cond, c, v -> {'image', 'image_raw', 'image_depth', 'image_weight'} (docs/next3d.md §2.16)."""
 
     def __init__(self, cfg: Next3DConfig, topology: Topology | None = None):
         super().__init__()
@@ -121,7 +121,7 @@ class Next3DTriPlane(nn.Module):
 
     def texture_planes(self, ws: torch.Tensor, v: torch.Tensor, noise_mode: str = "const", rng: Rng = None
                        ) -> dict[str, Any]:
-        """SPEC §2.3-2.9: ws (B, num_ws, W), v (B, V+68, 3) -> tri-planes (B, 3, C, P, P) and intermediates."""
+        """docs/next3d.md §2.3-2.9: ws (B, num_ws, W), v (B, V+68, 3) -> tri-planes (B, 3, C, P, P) and intermediates."""
         n = self.cfg.synthesis_num_ws
         eg3d_ws, tex_ws = ws[:, :n], ws[:, n:]
         textures = self.texture_backbone.synthesis(tex_ws, noise_mode=noise_mode, rng=rng)
@@ -145,7 +145,7 @@ class Next3DTriPlane(nn.Module):
 
     def render(self, planes: torch.Tensor, eg3d_ws: torch.Tensor, c: torch.Tensor, noise_mode: str = "const",
                rng: Rng = None, neural_rendering_resolution: int | None = None) -> dict[str, torch.Tensor]:
-        """SPEC §2.12-2.16: planes + camera label c (B, 25) -> images, depth and opacity."""
+        """docs/next3d.md §2.12-2.16: planes + camera label c (B, 25) -> images, depth and opacity."""
         res = int(neural_rendering_resolution or self.neural_rendering_resolution)
         cam2world = c[:, :16].reshape(-1, 4, 4).float()
         intrinsics = c[:, 16:25].reshape(-1, 3, 3).float()
@@ -168,7 +168,7 @@ class Next3DTriPlane(nn.Module):
     def forward(self, z: torch.Tensor, c_cond: torch.Tensor, c: torch.Tensor, v: torch.Tensor,
                 truncation_psi: float = 1.0, truncation_cutoff: int | None = None, noise_mode: str = "const",
                 rng: Rng = None, neural_rendering_resolution: int | None = None) -> dict[str, torch.Tensor]:
-        """z (B, Z), c_cond/c (B, 25), v (B, V+68, 3) head space -> SPEC §2.16 outputs."""
+        """z (B, Z), c_cond/c (B, 25), v (B, V+68, 3) head space -> docs/next3d.md §2.16 outputs."""
         ws = self.mapping(z, c_cond, truncation_psi, truncation_cutoff)
         return self.synthesis(ws, c, v, noise_mode, rng, neural_rendering_resolution)
 

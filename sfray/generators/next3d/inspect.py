@@ -1,9 +1,9 @@
 """``sfray inspect checkpoint``: what a Next3D checkpoint holds, read without running anything.
 
 Reports the record classes (and persistence versions), the rendering kwargs and plain attributes
-the forward pass depends on (SPEC §8 checklist), parameter counts, the inferred architecture and
+the forward pass depends on (docs/next3d.md §8 checklist), parameter counts, the inferred architecture and
 the strict name/shape check against our module. ``dump_source`` writes the embedded module sources
-(text only) so they can be read and diffed against SPEC §2 (SPEC §0, "Step 0").
+(text only) so they can be read and diffed against docs/next3d.md §2 (see its §0).
 """
 
 from __future__ import annotations

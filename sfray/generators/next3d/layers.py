@@ -1,4 +1,4 @@
-"""StyleGAN2 building blocks with equalised learning rate (SPEC §6.1).
+"""StyleGAN2 building blocks with equalised learning rate (docs/next3d.md §6.1).
 
 Weights are stored unscaled (as in the checkpoints) and multiplied by their "weight gain" at run
 time; parameter and buffer names, shapes and registration order follow the released modules so a
@@ -87,7 +87,7 @@ class Conv2dLayer(nn.Module):
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, *,
                      demodulate: bool = True, noise: torch.Tensor | None = None, up: int = 1,
                      padding: int = 0, resample_filter: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-sample modulated convolution as one grouped conv (the "fused" path; SPEC §6.1).
+    """Per-sample modulated convolution as one grouped conv (the "fused" path; docs/next3d.md §6.1).
 
     x: (B, I, H, W); weight: (O, I, k, k); styles: (B, I). W'_b = W·s_b, optionally demodulated so
     that Σ_{i,k} W'² = 1 per output channel. ``noise`` (B or 1, 1, H', W') is added after the conv.

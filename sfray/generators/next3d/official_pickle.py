@@ -1,13 +1,14 @@
-"""Read (and, for tests, write) the official EG3D/Next3D network pickles without running their code.
+"""Read the official EG3D/Next3D network pickles without running their code.
 
-An official ``.pkl`` (SPEC §5) is a plain pickle of ``{'training_set_kwargs', 'G', 'D', 'G_ema',
+An official ``.pkl`` (docs/next3d.md §5) is a plain pickle of ``{'training_set_kwargs', 'G', 'D', 'G_ema',
 'augment_pipe'}``. Decorated ("persistent") classes pickle as a call of
 ``torch_utils.persistence._reconstruct_persistent_obj(meta)`` whose ``meta`` carries the class name,
 the instance ``__dict__`` and the *full source of the defining module*, which the official loader
 ``exec``s. Here that global resolves to :class:`PersistentRecord`, which keeps the source as text;
 every other project class resolves to an inert :class:`StubObject` that only stores its state; the
 torch/numpy rebuild helpers are the real ones (tensor storages load with ``weights_only=True``).
-Anything else is refused by :mod:`sfray.io.restricted_pickle` before it could be called.
+Anything else is refused by :mod:`sfray.io.restricted_pickle` before it could be called. (The writer
+of this format that the tests use lives in ``tests/generators/next3d/official_dump.py``.)
 """
 
 from __future__ import annotations
@@ -15,10 +16,7 @@ from __future__ import annotations
 import collections
 import io
 import pickle
-import sys
-import types
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -155,7 +153,7 @@ def walk_modules(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def extract_tensors(obj: Any) -> collections.OrderedDict[str, torch.Tensor]:
-    """State-dict style name -> tensor for parameters and persistent buffers (SPEC §5.4)."""
+    """State-dict style name -> tensor for parameters and persistent buffers (docs/next3d.md §5.4)."""
     out: collections.OrderedDict[str, torch.Tensor] = collections.OrderedDict()
     for path, mod in walk_modules(obj):
         st = module_state(mod)
@@ -176,99 +174,3 @@ def find_module(obj: Any, path: str) -> Any:
         if p == path:
             return mod
     return None
-
-
-# ---------------------------------------------------------------------------------------------
-# Test-only writer of the official format
-# ---------------------------------------------------------------------------------------------
-
-@contextmanager
-def fake_modules(names: list[str]) -> Iterator[dict[str, types.ModuleType]]:
-    """Temporarily register empty modules so pickle can name globals there; restores sys.modules."""
-    parents = {n.rsplit(".", i)[0] for n in names for i in range(1, n.count(".") + 1)}
-    parents = {p for p in parents if p not in sys.modules and p not in names}
-    saved = {n: sys.modules.get(n) for n in [*names, *parents]}
-    mods: dict[str, types.ModuleType] = {}
-    try:
-        for n in [*parents, *names]:
-            mods[n] = types.ModuleType(n)
-            sys.modules[n] = mods[n]
-        yield mods
-    finally:
-        for n, old in saved.items():
-            if old is None:
-                sys.modules.pop(n, None)
-            else:
-                sys.modules[n] = old
-
-
-class _PersistentProxy:
-    """Pickles as ``torch_utils.persistence._reconstruct_persistent_obj(meta)``, like the decorator."""
-
-    reconstruct: Any = None  # set to the fake module's function while writing
-
-    def __init__(self, class_name: str, module_src: str, state: dict[str, Any], version: int = 6):
-        self.meta = {"type": "class", "version": version, "module_src": module_src,
-                     "class_name": class_name, "state": state}
-
-    def __reduce__(self) -> tuple:
-        return (_PersistentProxy.reconstruct, (self.meta,))
-
-
-class _PlainProxy:
-    """Becomes a bare ``cls`` instance at dump time: pickles as NEWOBJ(cls) + BUILD(state)."""
-
-    def __init__(self, cls: type | tuple[str, str], state: dict[str, Any]):
-        self.cls, self.state = cls, state
-
-
-class _DictProxy:
-    """A dict subclass instance (e.g. ``dnnlib.util.EasyDict``) to create at dump time."""
-
-    def __init__(self, cls: tuple[str, str], items: dict[str, Any]):
-        self.cls, self.items = cls, items
-
-
-def dump_official(obj: Any, fake_globals: dict[str, dict[str, tuple[type, ...]]], protocol: int = 4) -> bytes:
-    """Pickle a tree of proxies; ``fake_globals`` maps module -> {class name: bases} to create."""
-    names = sorted(set(fake_globals) | {PERSISTENCE_MODULE})
-    with fake_modules(names) as mods:
-        def reconstruct(meta: Any) -> Any:  # never called: the writer only needs the global's name
-            raise RuntimeError("official persistence stand-in")
-
-        reconstruct.__module__, reconstruct.__qualname__ = PERSISTENCE_MODULE, RECONSTRUCT_NAME
-        setattr(mods[PERSISTENCE_MODULE], RECONSTRUCT_NAME, reconstruct)
-        for module, classes in fake_globals.items():
-            for cls_name, bases in classes.items():
-                cls = type(cls_name, bases, {"__module__": module})
-                cls.__qualname__ = cls_name
-                setattr(mods[module], cls_name, cls)
-        _PersistentProxy.reconstruct = reconstruct
-        try:
-            resolved = _resolve_plain(obj, mods)
-            return pickle.dumps(resolved, protocol=protocol)
-        finally:
-            _PersistentProxy.reconstruct = None
-
-
-def _resolve_plain(obj: Any, mods: dict[str, types.ModuleType]) -> Any:
-    """Replace ('module', 'Class') placeholders of _PlainProxy.cls with the fake classes, recursively."""
-    if isinstance(obj, _PlainProxy):
-        cls = obj.cls
-        if isinstance(cls, tuple):
-            cls = getattr(mods[cls[0]], cls[1])
-        inst = cls.__new__(cls)  # a bare instance whose __dict__ is the state: pickles as NEWOBJ + BUILD
-        inst.__dict__.update(_resolve_plain(obj.state, mods))
-        return inst
-    if isinstance(obj, _PersistentProxy):
-        obj.meta["state"] = _resolve_plain(obj.meta["state"], mods)
-        return obj
-    if isinstance(obj, _DictProxy):
-        inst = getattr(mods[obj.cls[0]], obj.cls[1])()
-        inst.update({k: _resolve_plain(v, mods) for k, v in obj.items.items()})
-        return inst
-    if isinstance(obj, collections.OrderedDict):
-        return collections.OrderedDict((k, _resolve_plain(v, mods)) for k, v in obj.items())
-    if isinstance(obj, dict) and type(obj) is dict:
-        return {k: _resolve_plain(v, mods) for k, v in obj.items()}
-    return obj

@@ -1,4 +1,4 @@
-"""Rays, stratified + importance sampling and MipRayMarcher2 volume rendering (SPEC §2.12-2.14).
+"""Rays, stratified + importance sampling and MipRayMarcher2 volume rendering (docs/next3d.md §2.12-2.14).
 
 Randomness (stratified jitter, importance-sampling u) is drawn per sample from optional
 ``torch.Generator`` objects so that a sample's render depends only on its own seed. Marching runs in

@@ -1,4 +1,4 @@
-"""StyleGAN2 mapping and 'skip'-architecture synthesis networks (SPEC §2.2, §2.3, §6.1).
+"""StyleGAN2 mapping and 'skip'-architecture synthesis networks (docs/next3d.md §2.2, §2.3, §6.1).
 
 Next3D holds four of these generators (texture, mouth, static tri-plane, neural blending); only the
 static backbone's mapping is used at inference. A block at level k (b4 = 0) consumes

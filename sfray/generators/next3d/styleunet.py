@@ -1,4 +1,4 @@
-"""Conditional StyleGAN2 ("StyleUNet") for the mouth and the neural blending (SPEC §2.6, §2.7, §2.17).
+"""Conditional StyleGAN2 ("StyleUNet") for the mouth and the neural blending (docs/next3d.md §2.6, §2.7, §2.17).
 
 A full 256² skip generator whose low-resolution blocks are replaced by an encoder of a 32-channel
 conditioning image: encoder outputs are fused into the decoder's feature maps while their

@@ -1,4 +1,4 @@
-"""SuperresolutionHybrid8XDC: two StyleGAN2 blocks lifting the 128² feature image to 512² (SPEC §2.15).
+"""SuperresolutionHybrid8XDC: two StyleGAN2 blocks lifting the 128² feature image to 512² (docs/next3d.md §2.15).
 
 Both blocks run with conv_clamp 256 (the released blocks are fp16 on CUDA; the clamp also applies
 in this fp32 re-implementation) and no noise. Only the last w of the static half drives them.

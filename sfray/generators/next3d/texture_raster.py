@@ -1,4 +1,4 @@
-"""Rasterize the neural-textured head mesh into Next3D's four orthographic views (SPEC §2.4, §2.5).
+"""Rasterize the neural-textured head mesh into Next3D's four orthographic views (docs/next3d.md §2.4, §2.5).
 
 Per view (front, right, left, top) the mesh is rasterized with backface culling and nearest-wins;
 each covered pixel gets its UV by screen-space barycentric interpolation and samples the neural
@@ -118,7 +118,7 @@ def render_texture_views(textures: torch.Tensor, uv_face_mask: torch.Tensor, poi
                          landmarks: torch.Tensor, faces: torch.Tensor, face_uvcoords: torch.Tensor,
                          orth_scale: torch.Tensor | float, orth_shift: torch.Tensor | tuple, size: int,
                          fill_mouth: bool = True, rasterize: RasterizeFn | None = None) -> TextureViews:
-    """Steps 5-10 of SPEC §2.4 for all four views.
+    """Steps 5-10 of docs/next3d.md §2.4 for all four views.
 
     textures (B, C, T, T) neural texture in UV space (row 0 = top of the UV map); uv_face_mask
     (1, 1, U, U); points (B, V, 3) and landmarks (B, 68, 3) in head space.
@@ -138,7 +138,7 @@ def render_texture_views(textures: torch.Tensor, uv_face_mask: torch.Tensor, poi
 
 
 def mouth_box(landmarks_uv: np.ndarray, size: int) -> tuple[int, int, int, int]:
-    """Square mouth box (row0, row1, col0, col1) from front-view landmarks (68, 2) (SPEC §2.5).
+    """Square mouth box (row0, row1, col0, col1) from front-view landmarks (68, 2) (docs/next3d.md §2.5).
 
     Pixel coords P = uv·size/2 + size/2 (no -0.5), centre = mean of the mouth corners, side
     s = int(1.2·max extent of the outer lip); ``int`` truncates toward zero as released. Boxes a
@@ -161,7 +161,7 @@ def mouth_box(landmarks_uv: np.ndarray, size: int) -> tuple[int, int, int, int]:
 def paste_mouth(front: torch.Tensor, boxes: list[tuple[int, int, int, int]], mouth_net: Callable,
                 ws: torch.Tensor, in_size: int, noise_mode: str, rng: list | None) -> torch.Tensor:
     """Crop each box of ``front`` (B, C, R, R), resize to in_size², run the mouth StyleUNet and paste
-    its output, resized to (h, h) with h the box height, over the box (SPEC §2.6)."""
+    its output, resized to (h, h) with h the box height, over the box (docs/next3d.md §2.6)."""
     crops = [
         F.interpolate(front[i:i + 1, :, r0:r1, c0:c1], size=(in_size, in_size), mode="bilinear",
                       align_corners=False, antialias=True)

@@ -1,4 +1,4 @@
-"""Tri-plane feature sampling and the OSG decoder (SPEC §2.10, §2.11).
+"""Tri-plane feature sampling and the OSG decoder (docs/next3d.md §2.10, §2.11).
 
 A world point X is scaled to g = 2X/box_warp and projected onto each plane k as the first two
 components of g·inverse(A_k); the plane is bilinearly sampled there (zeros outside). Next3D's third

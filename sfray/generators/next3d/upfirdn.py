@@ -1,4 +1,4 @@
-"""FIR resampling (upfirdn2d) and resampling convolutions in plain PyTorch (SPEC §6.2-6.3).
+"""FIR resampling (upfirdn2d) and resampling convolutions in plain PyTorch (docs/next3d.md §6.2-6.3).
 
 StyleGAN2 resamples with the 4x4 binomial filter outer([1,3,3,1])/64 and fuses it with 3x3
 convolutions using a specific padding recipe. The recipe decides where every output pixel lands,
@@ -64,7 +64,7 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
     """Correlation with ``w`` (O, I/groups, k, k), optionally fused with x2 up- or downsampling.
 
     up=2: stride-2 transposed conv with the (unflipped) weight, then the FIR with pads
-    ``padding + (fw+1)//2 - (k-1)`` / ``padding + (fw-2)//2 - (k-2)`` and gain 4 (SPEC §6.3).
+    ``padding + (fw+1)//2 - (k-1)`` / ``padding + (fw-2)//2 - (k-2)`` and gain 4 (docs/next3d.md §6.3).
     down=2: FIR with pads ``padding + 1`` each side, then a stride-2 correlation.
     """
     kh, kw = w.shape[-2:]

@@ -1,4 +1,4 @@
-"""Where the head mesh sits for Next3D: the orthographic texture views and head -> world (SPEC §2.4, §3).
+"""Where the head mesh sits for Next3D: the orthographic texture views and head -> world (docs/next3d.md §2.4, §3).
 
 Two consumers rely on this one module: the network's rasterization of the textured mesh into its
 four orthographic views (:func:`orth_view_coords`, the released recipe), and the annotator, which
@@ -59,7 +59,7 @@ def orth_view_coords(points: torch.Tensor, view: str, orth_scale: torch.Tensor |
     """Head-space points (B, N, 3) -> (B, N, 3) = (u, v, depth) of one orthographic texture view.
 
     u (column) and v (row) are grid-sample coordinates in [-1, 1] (align_corners=False); depth is
-    smaller for nearer points. Recipe of SPEC §2.4: flip y, row vector times R(view), add the
+    smaller for nearer points. Recipe of docs/next3d.md §2.4: flip y, row vector times R(view), add the
     shift, scale, negate components 1 and 2, add the depth offset; the released rasterizer then
     negates x and y into pytorch3d NDC, whose +x is left and +y up, which cancels into (u, v) here.
     """

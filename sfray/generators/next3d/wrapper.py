@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sfray.conventions import Extra
 from sfray.errors import ConfigError
 from sfray.generators.base import GeneratorOutput, SampleSpecs
 from sfray.generators.next3d.config import Next3DConfig
@@ -73,7 +74,7 @@ class Next3DGenerator:
                  resolution: int | None = None, truncation_psi: float = 0.7, truncation_cutoff: int | None = 14,
                  noise_mode: str = "const", precision: str = "fp32", neural_rendering_resolution: int | None = None):
         if precision not in PRECISIONS:
-            raise ConfigError(f"generator.precision: '{precision}' is not one of {sorted(PRECISIONS)}")
+            raise ConfigError(f"generator.next3d.precision: '{precision}' is not one of {sorted(PRECISIONS)}")
         nv = _head_num_vertices(head)
         if nv != model.cfg.num_vertices:
             raise ConfigError(
@@ -117,8 +118,8 @@ class Next3DGenerator:
         scale = float(self.model.orth_scale.reshape(-1)[0])
         m2w = mesh_to_world(b, "network", orth_scale=scale, orth_shift=shift, device=self.device)
         extras = {
-            "image_raw": out["image_raw"].float(), "ray_depth": ray_depth,
-            "mesh_to_world_synthforge": mesh_to_world(b, "synthforge", orth_scale=scale, orth_shift=shift,
+            Extra.IMAGE_RAW: out["image_raw"].float(), Extra.RAY_DEPTH: ray_depth,
+            Extra.MESH_TO_WORLD_SYNTHFORGE: mesh_to_world(b, "synthforge", orth_scale=scale, orth_shift=shift,
                                                       device=self.device),
         }
         return GeneratorOutput(
@@ -136,11 +137,11 @@ class Next3DGenerator:
 
 
 def build_next3d_generator(cfg: Any, head: Any, device: torch.device | str = "cpu") -> Next3DGenerator:
-    """From a GenerateJobConfig: ``generator.checkpoint`` = an official .pkl, an sfray .safetensors, or
+    """From a GenerateJobConfig: ``generator.next3d.checkpoint`` = an official .pkl, an sfray .safetensors, or
     ``random-small`` (an untrained scaled-down network on the head's own topology, for CPU tests)."""
     from sfray.generators.next3d.checkpoint import load_next3d
 
-    gc, sc = cfg.generator, cfg.sampling
+    gc, sc = cfg.generator.next3d, cfg.sampling
     nrr: int | None = int(gc.neural_rendering_resolution)
     if gc.checkpoint == RANDOM_SMALL:
         nv = _head_num_vertices(head)

@@ -1,4 +1,5 @@
-"""The embedded procedural renderer (DESIGN §5): the head model textured, shaded and lit."""
+"""The embedded procedural renderer (the default without licensed assets): the head model textured,
+shaded and lit."""
 
 from sfray.generators.procedural.renderer import IDENTITY, ProceduralGenerator
 

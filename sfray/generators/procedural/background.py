@@ -1,7 +1,8 @@
 """Random backgrounds behind the procedural head: solid, gradient or smooth colour noise.
 
 Varied backgrounds keep a model trained on the procedural data from learning "face = the only
-non-uniform thing in the picture". The kind is drawn per sample from ``generator.background``.
+non-uniform thing in the picture". The kind is drawn per sample from
+``generator.procedural.background`` (painters registered in ``registries.BACKGROUNDS``).
 All draws happen on the CPU from the sample's own stream (bitwise reproducible); only the final
 upsampling runs on the render device.
 """
@@ -14,9 +15,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from sfray.config.registries import BACKGROUNDS
 from sfray.generators.procedural.randomness import choice, uniform
-
-KINDS = ("solid", "gradient", "noise")
 
 
 def _hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -34,10 +34,12 @@ def random_color(gen: torch.Generator) -> torch.Tensor:
     return _hsv_to_rgb(h, s, v)
 
 
+@BACKGROUNDS.register("solid")
 def _solid(gen: torch.Generator, size: tuple[int, int]) -> torch.Tensor:
     return random_color(gen).reshape(3, 1, 1).expand(3, *size).clone()
 
 
+@BACKGROUNDS.register("gradient")
 def _gradient(gen: torch.Generator, size: tuple[int, int]) -> torch.Tensor:
     h, w = size
     c0, c1 = random_color(gen), random_color(gen)
@@ -49,6 +51,7 @@ def _gradient(gen: torch.Generator, size: tuple[int, int]) -> torch.Tensor:
     return c0[:, None, None] * (1.0 - t) + c1[:, None, None] * t
 
 
+@BACKGROUNDS.register("noise")
 def _noise(gen: torch.Generator, size: tuple[int, int]) -> torch.Tensor:
     """Two octaves of bicubic-upsampled noise around a random base colour, mostly in brightness
     with a little hue drift (blurry indoor/outdoor clutter rather than a rainbow)."""
@@ -68,12 +71,6 @@ def _noise(gen: torch.Generator, size: tuple[int, int]) -> torch.Tensor:
 def make_background(gen: torch.Generator, kinds: Sequence[str], size: tuple[int, int]) -> torch.Tensor:
     """(3, H, W) float32 in [0, 1] on the CPU; the kind is drawn uniformly from ``kinds``."""
     if not kinds:
-        raise ValueError("generator.background needs at least one of solid|gradient|noise")
+        raise ValueError(f"generator.procedural.background needs at least one of {BACKGROUNDS.describe()}")
     kind = kinds[choice(gen, len(kinds))]
-    if kind == "solid":
-        return _solid(gen, size)
-    if kind == "gradient":
-        return _gradient(gen, size)
-    if kind == "noise":
-        return _noise(gen, size)
-    raise ValueError(f"unknown background kind {kind!r}; expected one of {KINDS}")
+    return BACKGROUNDS.get(kind)(gen, size)

@@ -1,6 +1,6 @@
 """The procedural renderer: the head mesh, textured, shaded and lit, over a random background.
 
-It plays Next3D's role on a machine without licensed assets (DESIGN §5): same inputs
+It plays Next3D's role on a machine without licensed assets (docs/architecture.md): same inputs
 (``SampleSpecs``), same outputs (``GeneratorOutput``: image, the generator's depth and mask, the
 driving head mesh and ``mesh_to_world``). One batch goes
 
@@ -11,26 +11,25 @@ driving head mesh and ``mesh_to_world``). One batch goes
 Every random choice (skin, hair, light, background, noise) comes from the sample's own seed
 (``randomness``), so a sample is bitwise reproducible and independent of its batch-mates.
 
-``generator.misalign = [rx, ry, rz (deg), tx, ty, tz (world units), s]`` renders the head through
+``faults.misalign = [rx, ry, rz (deg), tx, ty, tz (world units), s]`` (testing only) renders the head through
 the similarity ``p -> s R p + t`` applied in world space about the world origin, *after*
 ``head_to_world``; ``mesh_to_world`` still reports the plain transform. That is precisely the
 residual an alignment process must remove (the map that fixes it is the similarity itself).
 ``extras`` carries the ground truth: ``render_to_world`` (B, 4, 4) and ``landmarks_2d_rendered``
 (B, 68, 2), the landmarks as they appear in the image (jaw contour picked for the render camera,
-as the default ``annotate.contour=camera`` picks it: ``sfray.annotate.contour``).
+as the default ``annotate.contour=camera`` picks it: ``sfray.head.contour``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sfray.annotate.contour import CameraContour
-from sfray.annotate.transform import head_to_world_matrix, similarity_matrix, transform_points
-from sfray.annotate.uv_segmentation import face_labels, uv_to_grid
-from sfray.config.schema import GeneratorConfig
-from sfray.conventions import NUM_SEG_CLASSES, POSE_DIM, SEG_ID
+from sfray.config.schema import ProceduralGeneratorConfig
+from sfray.conventions import NUM_SEG_CLASSES, POSE_DIM, SEG_ID, Extra
 from sfray.generators.base import GeneratorOutput, SampleSpecs
 from sfray.generators.procedural.background import make_background
 from sfray.generators.procedural.hair import HairShell
@@ -40,12 +39,12 @@ from sfray.generators.procedural.texture import EyeModel, TexturePainter, random
 from sfray.geometry.camera import camera_label_to_matrices, world_to_camera
 from sfray.geometry.projection import to_screen_perspective
 from sfray.geometry.rasterizer import rasterize
+from sfray.geometry.transform import head_to_world_matrix, similarity_matrix, transform_points
+from sfray.geometry.uv_labels import face_labels, uv_to_grid
+from sfray.head.contour import CameraContour
 from sfray.head.layer import HeadModel
 
 IDENTITY = "procedural-v1"
-#: ``GeneratorOutput.extras`` keys (ground truth of the misalign knob, for alignment tests).
-EXTRA_RENDER_TO_WORLD = "render_to_world"
-EXTRA_LANDMARKS_2D = "landmarks_2d_rendered"
 #: Display gamma: albedo colours are authored in display space and shaded in linear light.
 GAMMA = 2.2
 #: Hair-cap shell thickness range, head-model metres.
@@ -73,14 +72,16 @@ class ProceduralGenerator:
     identity = IDENTITY
     latent_dim = 0
 
-    def __init__(self, head: HeadModel, resolution: int = 512, cfg: GeneratorConfig | None = None,
-                 device: torch.device | str = "cpu", *, supersample: int = 2, texture_size: int = 512):
+    def __init__(self, head: HeadModel, resolution: int = 512, cfg: ProceduralGeneratorConfig | None = None,
+                 device: torch.device | str = "cpu", *, misalign: Sequence[float] | None = None,
+                 supersample: int = 2, texture_size: int = 512):
         self.head = head
         self.resolution = int(resolution)
-        self.cfg = cfg if cfg is not None else GeneratorConfig()
+        self.cfg = cfg if cfg is not None else ProceduralGeneratorConfig()
         self.device = torch.device(device)
         self.supersample = max(1, int(supersample))
-        self.misalign = similarity_matrix(self.cfg.misalign)  # (4, 4) float64
+        # testing only (faults.misalign): where the head is really drawn, (4, 4) float64
+        self.misalign = similarity_matrix(misalign if misalign is not None else [0, 0, 0, 0, 0, 0, 1])
 
         faces = _numpy(head.faces).astype(np.int64)
         uv = _numpy(head.uv_coords).astype(np.float32)
@@ -172,7 +173,7 @@ class ProceduralGenerator:
             head_vertices=head_out.vertices, head_landmarks=head_out.landmarks,
             head_landmarks_fixed=head_out.landmarks_fixed, mesh_to_world=mesh_to_world.float(),
             camera=specs.camera,
-            extras={EXTRA_RENDER_TO_WORLD: render_to_world.float(), EXTRA_LANDMARKS_2D: lm_pix},
+            extras={Extra.RENDER_TO_WORLD: render_to_world.float(), Extra.LANDMARKS_2D_RENDERED: lm_pix},
         )
 
     def _shade_one(self, i: int, frags, vattr: torch.Tensor, app, seed: int) -> torch.Tensor:

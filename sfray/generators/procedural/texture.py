@@ -17,9 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sfray.annotate.uv_segmentation import fill_unlabelled
 from sfray.conventions import NUM_SEG_CLASSES, SEG_ID
 from sfray.generators.procedural.randomness import choice, uniform
+from sfray.geometry.uv_labels import fill_unlabelled
 
 #: Two ends of the skin-tone line (light, deep) and hair / iris colour families.
 _SKIN_LIGHT = torch.tensor([0.96, 0.80, 0.69])

@@ -1,4 +1,4 @@
-"""The embedded procedural head: a FLAME stand-in built in code (DESIGN.md §5).
+"""The embedded procedural head: a FLAME stand-in built in code (docs/architecture.md).
 
 ``build_procedural_assets(seed)`` returns :class:`~sfray.head.assets.HeadAssets` with exactly
 FLAME's layout (5 joints, LBS weights, shape/expression/pose bases, UVs, a 19-region UV label map,

@@ -15,7 +15,15 @@ from sfray.conventions import BACKGROUND_ID, SEG_ID, SEG_NAMES
 from sfray.head.procedural import anatomy as A
 from sfray.head.procedural import surface as S
 from sfray.head.procedural.mesh import (
-    LEFT_EAR, LEFT_EYEBALL, POUCH, RIGHT_EAR, RIGHT_EYEBALL, SKIN, UV_ISLANDS, UV_POUCH, UV_SKIN_BOTTOM,
+    LEFT_EAR,
+    LEFT_EYEBALL,
+    POUCH,
+    RIGHT_EAR,
+    RIGHT_EYEBALL,
+    SKIN,
+    UV_ISLANDS,
+    UV_POUCH,
+    UV_SKIN_BOTTOM,
     ProceduralMesh,
 )
 

@@ -24,7 +24,11 @@ from __future__ import annotations
 import numpy as np
 
 from sfray.conventions import (
-    DEFAULT_CAMERA_RADIUS, DYNAMIC_CONTOUR_MAX_DEG, NUM_CONTOUR_LANDMARKS, ORTH_SCALE, SEG_ID,
+    DEFAULT_CAMERA_RADIUS,
+    DYNAMIC_CONTOUR_MAX_DEG,
+    NUM_CONTOUR_LANDMARKS,
+    ORTH_SCALE,
+    SEG_ID,
 )
 from sfray.head.assets import LandmarkEmbedding
 from sfray.head.procedural import anatomy as A
@@ -190,7 +194,8 @@ def static_embedding(mesh: ProceduralMesh) -> tuple[np.ndarray, np.ndarray]:
     for vid in corner:
         fi = next(f for (a, b), f in edges.items() if a == vid)
         corner[vid] = (fi, (mesh.faces[fi] == vid).astype(float))
-    outer = [corner[int(right_corner)]] + list(zip(bf[:5], bb[:5])) + [corner[int(left_corner)]] + list(zip(bf[5:], bb[5:]))
+    outer = ([corner[int(right_corner)]] + list(zip(bf[:5], bb[:5])) + [corner[int(left_corner)]]
+             + list(zip(bf[5:], bb[5:])))
     # inner lip 60-67 on the slit: 60 right corner, 61-63 upper, 64 left corner, 65-67 lower
     inner = [corner[int(right_corner)]]
     inner += [_slit_point(mesh, edges, f * phi_c, upper=True) for f in (-0.45, 0.0, 0.45)]

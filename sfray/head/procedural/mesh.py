@@ -141,7 +141,8 @@ def build_mesh(grid: HeadGrid) -> ProceduralMesh:
     pouch_uv_ids = n_uv + np.arange((p + 1) * n_slit).reshape(p + 1, n_slit)
     corner_uv = n_uv + (p + 1) * n_slit + np.arange(2)
     u0, u1, t0, t1 = UV_POUCH
-    pu, pt = np.meshgrid(u0 + (u1 - u0) * np.arange(1, n_slit + 1) / (n_slit + 1), t1 - (t1 - t0) * np.arange(p + 1) / p)
+    pu, pt = np.meshgrid(u0 + (u1 - u0) * np.arange(1, n_slit + 1) / (n_slit + 1),
+                         t1 - (t1 - t0) * np.arange(p + 1) / p)
     uv += [np.stack([pu, pt], -1).reshape(-1, 2), np.array([[u0, 0.5 * (t0 + t1)], [u1, 0.5 * (t0 + t1)]])]
 
     def vrow(inner: np.ndarray | None) -> np.ndarray:
@@ -176,7 +177,8 @@ def build_mesh(grid: HeadGrid) -> ProceduralMesh:
         LEFT_EAR: parts.ear(0),
         RIGHT_EAR: parts.ear(1),
     }
-    island = {LEFT_EYEBALL: "left_eyeball", RIGHT_EYEBALL: "right_eyeball", LEFT_EAR: "left_ear", RIGHT_EAR: "right_ear"}
+    island = {LEFT_EYEBALL: "left_eyeball", RIGHT_EYEBALL: "right_eyeball", LEFT_EAR: "left_ear",
+              RIGHT_EAR: "right_ear"}
     n_v = sum(v.shape[0] for v in verts)
     n_uv = sum(u.shape[0] for u in uv)
     for code, shell in shells.items():

@@ -21,7 +21,15 @@ import scipy.sparse.linalg as spla
 from sfray.conventions import JOINT_NAMES
 from sfray.head.procedural import anatomy as A
 from sfray.head.procedural import surface as S
-from sfray.head.procedural.mesh import LEFT_EAR, LEFT_EYEBALL, POUCH, RIGHT_EAR, RIGHT_EYEBALL, SKIN, ProceduralMesh
+from sfray.head.procedural.mesh import (
+    LEFT_EAR,
+    LEFT_EYEBALL,
+    POUCH,
+    RIGHT_EAR,
+    RIGHT_EYEBALL,
+    SKIN,
+    ProceduralMesh,
+)
 from sfray.head.procedural.surface import smoothstep
 
 PARENTS = np.array([-1, 0, 1, 1, 1], dtype=np.int64)

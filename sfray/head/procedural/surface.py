@@ -188,7 +188,8 @@ def eye_opening(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return smoothstep(-0.0012, 0.0012, reach - np.abs(dy))
 
 
-def sphere_exit(origins: np.ndarray, dirs: np.ndarray, centre: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+def sphere_exit(origins: np.ndarray, dirs: np.ndarray, centre: np.ndarray,
+                radius: float) -> tuple[np.ndarray, np.ndarray]:
     """Far intersection distance of rays with a sphere (``-inf`` where they miss), and a 0..1
     weight that fades out as the ray nears the sphere's silhouette (1 well inside it)."""
     oc = origins - centre

@@ -13,7 +13,7 @@ from sfray.errors import AssetError, UnsafePickleError
 from sfray.generators.next3d.checkpoint import compare_state, convert_checkpoint, load_next3d, read_checkpoint
 from sfray.generators.next3d.layers import seeded_generators
 from sfray.generators.next3d.official_pickle import PersistentRecord, read_official_pickle, walk_modules
-from sfray.generators.next3d.official_writer import write_official_pickle
+from .official_writer import write_official_pickle
 
 from .conftest import frontal_label
 

@@ -11,7 +11,7 @@ import torch
 from sfray.cli import main
 from sfray.cli.inspect_checkpoint import add_parser
 from sfray.generators.next3d.inspect import inspect_checkpoint
-from sfray.generators.next3d.official_writer import write_official_pickle
+from .official_writer import write_official_pickle
 
 from .test_checkpoint import trace_source
 

@@ -1,4 +1,4 @@
-"""StyleGAN2 layers against explicit per-sample references (SPEC §6.1)."""
+"""StyleGAN2 layers against explicit per-sample references (docs/next3d.md §6.1)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import torch
 from sfray.generators.next3d.config import Next3DConfig
 from sfray.generators.next3d.generator import Next3DTriPlane
 
-#: copy of shared/next3d/g_ema_params.txt (derived from the released constructor; see its header)
+#: the parameter list of the released constructor (docs/next3d.md §5.5; see the file's header)
 PARAMS_FILE = Path(__file__).with_name("data") / "g_ema_params.txt"
 EXPECTED_TOTAL = 172_815_807  # "Total parameters" in the file header
 
@@ -63,7 +63,7 @@ def test_parameter_count_and_plain_attributes(full_model):
 
 
 def test_per_generator_totals(full_model):
-    """SPEC §1.2 per-submodule parameter counts."""
+    """docs/next3d.md §1.2 per-submodule parameter counts."""
     want = {"texture_backbone": 28_819_437, "mouth_backbone": 68_999_661, "backbone": 29_008_301,
             "superresolution": 1_649_578, "decoder": 4_257, "neural_blending": 44_334_573}
     for name, n in want.items():

@@ -1,4 +1,4 @@
-"""Rays, volume rendering and importance sampling (SPEC §2.10-2.14)."""
+"""Rays, volume rendering and importance sampling (docs/next3d.md §2.10-2.14)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Orthographic texture views, culling rule, hole filling and the mouth box (SPEC §2.4, §2.5, §3)."""
+"""Orthographic texture views, culling rule, hole filling and the mouth box (docs/next3d.md §2.4, §2.5, §3)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from .helpers import make_synthetic_head, reference_rasterize, sfray_or_referenc
 def test_view_coords_match_the_spec_table():
     p = torch.randn(1, 50, 3, dtype=torch.float64) * 0.1
     x, y, z = p[..., 0], p[..., 1], p[..., 2]
-    table = {  # SPEC §2.4: (u, v) and the coordinate that grows towards the viewer
+    table = {  # docs/next3d.md §2.4: (u, v) and the coordinate that grows towards the viewer
         "front": (5 * x, 5 * (y + 0.01), z), "right": (-5 * z, 5 * (y + 0.01), x),
         "left": (5 * z, 5 * (y + 0.01), -x), "top": (5 * x, -5 * (z - 0.01), y),
     }

@@ -55,7 +55,7 @@ def test_binomial_filter_and_resampling_shapes():
 
 
 def test_conv2d_upsample_matches_transposed_conv_then_fir():
-    """SPEC §6.3: stride-2 transposed conv with the unflipped weight (2H+1) then FIR pads 1, gain 4."""
+    """docs/next3d.md §6.3: stride-2 transposed conv with the unflipped weight (2H+1) then FIR pads 1, gain 4."""
     rng = np.random.default_rng(1)
     x = rng.standard_normal((1, 2, 5, 6))
     w = rng.standard_normal((3, 2, 3, 3))  # (O, I, k, k) correlation weight

@@ -10,7 +10,7 @@ import torch
 from sfray.config.schema import GenerateJobConfig
 from sfray.errors import ConfigError
 from sfray.generators.base import Generator, SampleSpecs
-from sfray.generators.next3d.official_writer import write_official_pickle
+from .official_writer import write_official_pickle
 from sfray.generators.next3d.world import mesh_to_world
 from sfray.generators.next3d.wrapper import RANDOM_SMALL, Next3DGenerator, build_next3d_generator
 from sfray.geometry.camera import frontal_camera_label, look_at_cam2world, matrices_to_camera_label, project_points
@@ -20,7 +20,8 @@ from .helpers import FakeHead
 
 def job_config(**gen) -> GenerateJobConfig:
     cfg = GenerateJobConfig()
-    cfg.generator = dataclasses.replace(cfg.generator, **{"kind": "next3d", "checkpoint": RANDOM_SMALL, **gen})
+    cfg.generator.kind = "next3d"
+    cfg.generator.next3d = dataclasses.replace(cfg.generator.next3d, **{"checkpoint": RANDOM_SMALL, **gen})
     cfg.generate = dataclasses.replace(cfg.generate, resolution=64)
     return cfg
 

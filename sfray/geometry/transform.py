@@ -7,9 +7,9 @@ geometry the generator rendered. Both therefore take the head -> world map from 
   (``sfray.conventions``): ``world = (p + ORTH_SHIFT) * ORTH_SCALE / 2 + (0, 0, WORLD_Z_OFFSET)``,
   i.e. a uniform scale of 2.5 (metres -> world units) and a translation. Generators report it in
   ``GeneratorOutput.mesh_to_world``.
-* :class:`AlignmentMap` is a global affine correction applied *after* it (the paper's "alignment
-  process"; the authors' ``fixMapMLP01.pth`` is such a map). Identity by default.
-* :func:`similarity_matrix` builds the ``generator.misalign`` test knob: a similarity about the
+* :class:`sfray.geometry.alignment_map.AlignmentMap` is a global affine correction applied
+  *after* it (the paper's "alignment process"; the authors' ``fixMapMLP01.pth`` is such a map).
+* :func:`similarity_matrix` builds the ``faults.misalign`` test knob: a similarity about the
   world origin that the procedural renderer applies to the rendered head only.
 
 All matrices act on column vectors: ``p' = M[:3, :3] @ p + M[:3, 3]``.
@@ -72,41 +72,3 @@ def is_identity(matrix: torch.Tensor, atol: float = 0.0) -> bool:
     """True when ``matrix`` (4, 4) equals the identity within ``atol``."""
     eye = torch.eye(4, dtype=matrix.dtype, device=matrix.device)
     return bool(torch.allclose(matrix, eye, atol=atol, rtol=0.0))
-
-
-class AlignmentMap:
-    """A global affine map in generator world, applied after :func:`head_to_world_matrix`.
-
-    It stands for the paper's alignment process: whatever residual the generator's density has
-    with respect to the mesh, one affine map fitted once corrects it for every sample.
-    ``matrix`` is (4, 4) with last row (0, 0, 0, 1).
-    """
-
-    def __init__(self, matrix: torch.Tensor | None = None):
-        m = torch.eye(4, dtype=torch.float64) if matrix is None else torch.as_tensor(matrix, dtype=torch.float64)
-        if m.shape != (4, 4):
-            raise ValueError(f"alignment matrix must be (4, 4), got {tuple(m.shape)}")
-        if not torch.allclose(m[3], torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64)):
-            raise ValueError(f"alignment matrix must be affine (last row 0 0 0 1), got {m[3].tolist()}")
-        self.matrix = m
-
-    @classmethod
-    def identity(cls) -> AlignmentMap:
-        return cls()
-
-    @property
-    def is_identity(self) -> bool:
-        return is_identity(self.matrix)
-
-    def apply(self, points: torch.Tensor) -> torch.Tensor:
-        """World points (..., N, 3) -> aligned world points, same shape and dtype."""
-        flat = points.reshape(-1, 3)
-        out = transform_points(self.matrix.to(device=points.device), flat)
-        return out.reshape(points.shape)
-
-    def compose(self, mesh_to_world: torch.Tensor) -> torch.Tensor:
-        """``matrix @ mesh_to_world`` for (B, 4, 4): head space straight to aligned world."""
-        return self.matrix.to(device=mesh_to_world.device, dtype=mesh_to_world.dtype) @ mesh_to_world
-
-    def __repr__(self) -> str:
-        return "AlignmentMap(identity)" if self.is_identity else f"AlignmentMap({self.matrix.tolist()})"

@@ -22,9 +22,9 @@ from sfray.align.model import describe
 from sfray.align.observe import observe
 from sfray.align.residuals import map_points, project
 from sfray.align.solver import Bounds, fit
-from sfray.annotate.transform import AlignmentMap
 from sfray.config.schema import RefineConfig
 from sfray.generators.base import GeneratorOutput
+from sfray.geometry.alignment_map import AlignmentMap
 
 #: Figures written per sample (``Field.QUALITY`` keys / manifest ``quality_*`` columns).
 REFINE_FIGURES = ("refine_cost_before", "refine_cost_after", "refine_rotation_deg", "refine_translation",

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from sfray.annotate.annotator import Annotator
-from sfray.annotate.contour import CameraContour, camera_centre_in_head
 from sfray.config.schema import AnnotateConfig
 from sfray.conventions import SEG_ID
 from sfray.errors import ConfigError
+from sfray.head.contour import CameraContour, camera_centre_in_head
 from sfray.head.layer import batch_rodrigues, yaw_degrees
 from sfray.head.procedural.landmarks import row_yaw_degrees
 from tests.annotate.annotate_helpers import camera_labels, make_specs, mesh_output, procedural_head

@@ -9,15 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from sfray.annotate.alignment import (
+from sfray.errors import AssetError, UnsafePickleError
+from sfray.geometry.alignment_map import (
     AlignmentMap,
     fold_linear_pair,
     load_alignment_map,
     save_alignment_map,
 )
-from sfray.annotate.transform import AlignmentMap as BaseAlignmentMap
-from sfray.annotate.transform import similarity_matrix
-from sfray.errors import AssetError, UnsafePickleError
+from sfray.geometry.transform import similarity_matrix
 
 
 class MLP(nn.Module):
@@ -66,7 +65,7 @@ def test_authors_state_dict_loads_and_equals_folded_affine(tmp_path):
     path = tmp_path / "fixMapMLP01.pth"
     torch.save(net.state_dict(), path)
     amap = load_alignment_map(path)
-    assert isinstance(amap, BaseAlignmentMap)  # the annotator's class
+    assert isinstance(amap, AlignmentMap) and amap.base == "synthforge"
     _check_equal(amap, net)
 
 
@@ -190,8 +189,9 @@ def test_authors_map_composes_with_the_release_transform(tmp_path):
     geometry: the annotator must compose it with extras['mesh_to_world_synthforge']."""
     from types import SimpleNamespace
 
-    from sfray.annotate.annotator import SYNTHFORGE_BASE_KEY, Annotator
-    from sfray.annotate.alignment import load_alignment_map, save_alignment_map
+    from sfray.annotate.annotator import Annotator
+    from sfray.conventions import Extra
+    from sfray.geometry.alignment_map import load_alignment_map, save_alignment_map
 
     path = tmp_path / "fixMapMLP01.pth"
     torch.save(_mlp(3).state_dict(), path)
@@ -204,7 +204,7 @@ def test_authors_map_composes_with_the_release_transform(tmp_path):
     network = torch.eye(4).unsqueeze(0)
     release = torch.eye(4).unsqueeze(0).clone()
     release[0, 1, 3] = -0.05  # the release sits 0.05 world units lower than the network
-    out = SimpleNamespace(mesh_to_world=network, extras={SYNTHFORGE_BASE_KEY: release})
+    out = SimpleNamespace(mesh_to_world=network, extras={Extra.MESH_TO_WORLD_SYNTHFORGE: release})
     fake = SimpleNamespace(alignment=authors)
     got = Annotator.world_transform(fake, out)
     assert torch.allclose(got[0], authors.matrix @ release[0].double())

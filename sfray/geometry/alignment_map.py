@@ -2,7 +2,7 @@
 
 A generator's neural density never sits exactly where its driving mesh says it does; SynthForge's
 release corrects this with one learned affine map (``fixMapMLP01.pth``: ``Linear(3, 4)`` then
-``Linear(4, 3)`` with no activation, SYNTHFORGE.md §1.2). sfray keeps that map as a plain 4x4
+``Linear(4, 3)`` with no activation, docs/synthforge.md). sfray keeps that map as a plain 4x4
 matrix ``A`` applied to every world-space point the annotator produces::
 
     annotated_world = A @ mesh_to_world @ p_head
@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,8 +32,9 @@ from typing import Any
 
 import torch
 
-from sfray.annotate.transform import AlignmentMap as _BaseAlignmentMap
 from sfray.errors import AssetError, UnsafePickleError
+from sfray.geometry.transform import is_identity, transform_points
+from sfray.io.atomic import atomic_path
 
 #: ``format`` metadata of sfray's own map files.
 MAP_FORMAT = "sfray-alignment-map"
@@ -48,20 +48,23 @@ _LAYER_PAIRS = (("fc1", "fc2"), ("0", "1"), ("0", "2"), ("linear1", "linear2"), 
 _PREFIXES = ("", "module.", "net.", "mlp.", "model.", "layers.", "layer.", "seq.")
 
 
-class AlignmentMap(_BaseAlignmentMap):
-    """The annotator's :class:`sfray.annotate.transform.AlignmentMap`, plus provenance and checks.
+class AlignmentMap:
+    """A global affine map in generator world, applied after the generator's ``mesh_to_world``.
 
-    ``matrix`` (4, 4) float64; ``apply(points)`` and ``compose(mesh_to_world)`` are inherited, so
-    the annotator accepts either class. Construction validates with :class:`AssetError` naming
-    ``source`` (the file it came from), because a bad map is a user's file to fix.
+    It stands for the paper's alignment process: whatever residual the generator's density has
+    with respect to the mesh, one affine map fitted once corrects it for every sample.
+    ``matrix`` is (4, 4) float64 with last row (0, 0, 0, 1). Construction validates it with
+    :class:`AssetError` naming ``source`` (the file it came from), because a bad map is a user's
+    file to fix.
     """
 
     #: Which head -> world transform the map was fitted on: ``"generator"`` (the generator's own
     #: ``GeneratorOutput.mesh_to_world``) or ``"synthforge"`` (the release's annotation transform,
-    #: ``extras["mesh_to_world_synthforge"]`` of a Next3D generator; the authors' fixMapMLP01.pth).
+    #: ``Extra.MESH_TO_WORLD_SYNTHFORGE`` of a Next3D generator; the authors' fixMapMLP01.pth).
     BASES = ("generator", "synthforge")
 
-    def __init__(self, matrix: torch.Tensor | None = None, *, source: str = "identity", base: str = "generator"):
+    def __init__(self, matrix: torch.Tensor | None = None, *, source: str = "identity",
+                 base: str = "generator"):
         if base not in self.BASES:
             raise AssetError(f"{source}: alignment map base '{base}' is not one of {self.BASES}")
         self.base = base
@@ -75,7 +78,7 @@ class AlignmentMap(_BaseAlignmentMap):
             raise AssetError(f"{source}: alignment map's last row must be [0, 0, 0, 1], got {m[3].tolist()}")
         if abs(float(torch.linalg.det(m[:3, :3]))) < 1e-9:
             raise AssetError(f"{source}: alignment map is singular (its 3x3 part has zero determinant)")
-        super().__init__(m)
+        self.matrix = m
         self.source = source
 
     @classmethod
@@ -91,7 +94,21 @@ class AlignmentMap(_BaseAlignmentMap):
         m[:3, 3] = torch.as_tensor(offset, dtype=torch.float64)
         return cls(m, source=source)
 
-    def then(self, other: _BaseAlignmentMap) -> AlignmentMap:
+    @property
+    def is_identity(self) -> bool:
+        return is_identity(self.matrix)
+
+    def apply(self, points: torch.Tensor) -> torch.Tensor:
+        """World points (..., N, 3) -> aligned world points, same shape and dtype."""
+        flat = points.reshape(-1, 3)
+        out = transform_points(self.matrix.to(device=points.device), flat)
+        return out.reshape(points.shape)
+
+    def compose(self, mesh_to_world: torch.Tensor) -> torch.Tensor:
+        """``matrix @ mesh_to_world`` for (B, 4, 4): head space straight to aligned world."""
+        return self.matrix.to(device=mesh_to_world.device, dtype=mesh_to_world.dtype) @ mesh_to_world
+
+    def then(self, other: AlignmentMap) -> AlignmentMap:
         """The map that applies ``self`` first, then ``other`` (``other.matrix @ self.matrix``)."""
         name = f"{self.source}->{getattr(other, 'source', 'map')}"
         return AlignmentMap(other.matrix @ self.matrix, source=name, base=self.base)
@@ -250,24 +267,16 @@ def load_safetensors_map(path: str | os.PathLike) -> AlignmentMap:
 
 def save_alignment_map(amap: AlignmentMap, path: str | os.PathLike,
                        info: Mapping[str, Any] | None = None) -> Path:
-    """Write ``amap`` as safetensors atomically (temp file + rename); ``info`` goes into metadata."""
+    """Write ``amap`` as safetensors atomically (``sfray.io.atomic``); ``info`` goes into metadata."""
     from safetensors.torch import save_file
 
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": MAP_FORMAT, "version": MAP_VERSION, "convention": "annotated = A @ mesh_to_world @ p",
             "base": amap.base}
     if info:
         meta["info"] = json.dumps(dict(info), sort_keys=True, default=str)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
-    try:
-        save_file({MAP_TENSOR: amap.matrix.contiguous()}, tmp, metadata=meta)
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return p
+    with atomic_path(path) as tmp:
+        save_file({MAP_TENSOR: amap.matrix.contiguous()}, str(tmp), metadata=meta)
+    return Path(path)
 
 
 def load_alignment_map(path: str | os.PathLike | None) -> AlignmentMap:

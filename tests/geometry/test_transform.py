@@ -6,13 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from sfray.annotate.transform import (
-    AlignmentMap,
-    head_to_world_matrix,
-    similarity_matrix,
-    transform_points,
-)
 from sfray.conventions import ORTH_SCALE, ORTH_SHIFT, WORLD_Z_OFFSET
+from sfray.errors import AssetError
+from sfray.geometry.alignment_map import AlignmentMap
+from sfray.geometry.transform import head_to_world_matrix, similarity_matrix, transform_points
 
 
 def test_head_to_world_matches_the_release_formula():
@@ -45,9 +42,9 @@ def test_alignment_identity_and_apply():
 def test_alignment_rejects_non_affine():
     bad = torch.eye(4)
     bad[3, 0] = 1.0
-    with pytest.raises(ValueError):
+    with pytest.raises(AssetError, match="last row"):
         AlignmentMap(bad)
-    with pytest.raises(ValueError):
+    with pytest.raises(AssetError, match="4x4"):
         AlignmentMap(torch.eye(3))
 
 

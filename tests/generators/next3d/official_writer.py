@@ -1,4 +1,4 @@
-"""Test-only: write one of our models as an official-format Next3D pickle (SPEC §5).
+"""Test-only: write one of our models as an official-format Next3D pickle (docs/next3d.md §5).
 
 Reproduces the record structure of ``torch_utils.persistence`` version 6: every decorated class as
 ``_reconstruct_persistent_obj({'type': 'class', 'version': 6, 'module_src', 'class_name', 'state'})``,
@@ -23,11 +23,12 @@ from torch import nn
 
 from sfray.generators.next3d.generator import Next3DTriPlane
 from sfray.generators.next3d.layers import Conv2dLayer, FullyConnectedLayer, SynthesisLayer, ToRGBLayer
-from sfray.generators.next3d.official_pickle import _DictProxy, _PersistentProxy, _PlainProxy, dump_official
 from sfray.generators.next3d.renderer import ImportanceRenderer
 from sfray.generators.next3d.stylegan2 import MappingNetwork, StyleGAN2Generator, SynthesisBlock, SynthesisNetwork
 from sfray.generators.next3d.styleunet import EncoderResBlock, StyleUNetGenerator, StyleUNetSynthesis
 from sfray.generators.next3d.superres import SuperresolutionHybrid8XDC
+
+from .official_dump import _DictProxy, _PersistentProxy, _PlainProxy, dump_official
 from sfray.generators.next3d.triplane import OSGDecoder
 
 PKG = "training_avatar_texture"

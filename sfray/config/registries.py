@@ -1,0 +1,54 @@
+"""The valid names of every name-valued config key, declared once (docs/architecture.md).
+
+The schema (this package) validates names against these registries; the package that implements
+a name attaches its builder to the same registry (``@GENERATOR_KINDS.register("procedural")`` in
+``sfray.generators.factory``), so a name is written in exactly one place and the config layer
+never imports upward. Registries without builders are plain enumerations (``quality.policy``).
+A plugin adds a new name by registering it before the config is loaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sfray.registry import Registry
+
+#: ``head.kind``: builders ``(HeadConfig) -> HeadAssets-backed HeadModel`` (sfray.head.factory).
+HEAD_KINDS: Registry[Any] = Registry("head.kind", "head model", ("procedural", "flame"))
+#: ``head.dtype``: values are torch dtypes (sfray.head.layer).
+HEAD_DTYPES: Registry[Any] = Registry("head.dtype", "head dtype", ("float32", "float64"))
+#: ``generator.kind``: builders ``(cfg, head, device) -> Generator`` (sfray.generators.factory).
+GENERATOR_KINDS: Registry[Any] = Registry("generator.kind", "generator", ("procedural", "next3d"))
+#: ``generator.next3d.precision``.
+PRECISIONS: Registry[Any] = Registry("generator.next3d.precision", "precision", ("fp32", "bf16", "fp16"))
+#: ``generator.procedural.background``: painters (sfray.generators.procedural.background).
+BACKGROUNDS: Registry[Any] = Registry("generator.procedural.background", "background kind",
+                                      ("solid", "gradient", "noise"))
+#: ``sampling.strategy``: draw functions (sfray.sampling.strategies).
+SAMPLING_STRATEGIES: Registry[Any] = Registry("sampling.strategy", "sampling strategy",
+                                              ("gaussian", "uniform", "truncated", "sobol", "diverse"))
+#: ``camera.preset``: pinned ranges (sfray.geometry.camera_sampling); ``custom`` uses the config's.
+CAMERA_PRESETS: Registry[Any] = Registry("camera.preset", "camera preset", ("paper", "release", "custom"))
+#: ``annotate.raster_backend``: rasterize functions (sfray.geometry.raster_backends).
+RASTER_BACKENDS: Registry[Any] = Registry("annotate.raster_backend", "raster backend", ("torch", "pytorch3d"))
+#: ``annotate.contour``: camera (follows the sample's camera) | head (the head model's own choice).
+CONTOUR_MODES: Registry[Any] = Registry("annotate.contour", "contour mode", ("camera", "head"))
+#: ``align.model`` and ``annotate.refine.model``: values are parameter counts (sfray.align.model).
+ALIGN_MODELS: Registry[Any] = Registry("align.model", "alignment model", ("affine", "similarity", "rigid"))
+#: ``align.loss.robust`` and ``annotate.refine.loss.robust``.
+ROBUST_LOSSES: Registry[Any] = Registry("align.loss.robust", "robust loss", ("l2", "huber", "cauchy"))
+#: ``align.landmarks``: where the landmark term's targets come from.
+LANDMARK_SOURCES: Registry[Any] = Registry("align.landmarks", "landmark source",
+                                           ("auto", "detector", "ground_truth", "none"))
+#: ``quality.policy``.
+QUALITY_POLICIES: Registry[Any] = Registry("quality.policy", "quality policy", ("keep", "flag", "drop"))
+#: ``quality.preset`` (null for none).
+QUALITY_PRESETS: Registry[Any] = Registry("quality.preset", "quality preset", ("authors",))
+#: ``generate.image_format``: encoders (sfray.data.record).
+IMAGE_FORMATS: Registry[Any] = Registry("generate.image_format", "image format", ("png", "jpeg", "webp"))
+
+ALL: tuple[Registry[Any], ...] = (
+    HEAD_KINDS, HEAD_DTYPES, GENERATOR_KINDS, PRECISIONS, BACKGROUNDS, SAMPLING_STRATEGIES, CAMERA_PRESETS,
+    RASTER_BACKENDS, CONTOUR_MODES, ALIGN_MODELS, ROBUST_LOSSES, LANDMARK_SOURCES, QUALITY_POLICIES,
+    QUALITY_PRESETS, IMAGE_FORMATS,
+)
