@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 import shlex
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,9 +13,27 @@ import pytest
 import yaml
 
 from tests.cluster.cluster_files import (
-    DOCS, KUBERAY_DIR, LAUNCHER_FILES, PLACEHOLDER_RE, RAYJOB_FILES, ROOT, SHARED_MOUNT, Entrypoint,
-    container_images, documented_submissions, markdown_sections, dockerfile_instructions, expected_image_tag, header_comment,
-    kuberay_docs, launcher_images, of_kind, parse_entrypoint, ray_pin, yaml_docs)
+    DOCS,
+    KUBERAY_DIR,
+    LAUNCHER_FILES,
+    PLACEHOLDER_RE,
+    RAYJOB_FILES,
+    ROOT,
+    SHARED_MOUNT,
+    Entrypoint,
+    container_images,
+    dockerfile_instructions,
+    documented_submissions,
+    expected_image_tag,
+    header_comment,
+    kuberay_docs,
+    launcher_images,
+    markdown_sections,
+    of_kind,
+    parse_entrypoint,
+    ray_pin,
+    yaml_docs,
+)
 
 #: Config files that entrypoints name but that other work delivers with its job file. An entry is
 #: only tolerated (skipped) while its job file is absent too; once the job exists, the config must.
@@ -156,8 +174,10 @@ def test_every_ray_pod_mounts_the_shared_claim_and_memory_backed_shm():
         mounts = {m["mountPath"]: m["name"] for c in pod["containers"] for m in c.get("volumeMounts", [])}
         assert SHARED_MOUNT in mounts, f"{group}: {SHARED_MOUNT} not mounted"
         claim = volumes[mounts[SHARED_MOUNT]].get("persistentVolumeClaim", {}).get("claimName")
-        assert claim == pvc["metadata"]["name"], f"{group}: mounts {claim}, storage.yaml claims {pvc['metadata']['name']}"
-        assert volumes[mounts["/dev/shm"]]["emptyDir"]["medium"] == "Memory", f"{group}: object store in 64 MiB shm"
+        assert claim == pvc["metadata"]["name"], \
+            f"{group}: mounts {claim}, storage.yaml claims {pvc['metadata']['name']}"
+        assert volumes[mounts["/dev/shm"]]["emptyDir"]["medium"] == "Memory", \
+            f"{group}: object store in 64 MiB shm"
 
 
 def test_rayjobs_run_the_expected_jobs_on_the_cluster():

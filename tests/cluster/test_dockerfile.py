@@ -12,8 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.cluster_files import (BASE_TAG_RE, ROOT, dockerfile_args, dockerfile_base,
-                                         dockerfile_instructions, ray_pin)
+from tests.cluster.cluster_files import (
+    BASE_TAG_RE,
+    ROOT,
+    dockerfile_args,
+    dockerfile_base,
+    dockerfile_instructions,
+    ray_pin,
+)
 
 
 def test_base_is_a_pinned_ray_image_with_python_and_cuda_tags():
@@ -61,7 +67,8 @@ def test_sfray_jobs_and_configs_are_installed_in_the_workdir():
     runs = [rest for i, rest in ins if i == "RUN"]
     install_at = [k for k, r in enumerate(ins) if r[0] == "RUN" and re.search(r"pip install\b[^&]*\s\.(\s|$)", r[1])]
     sfray_copy_at = [k for k, r in enumerate(ins) if r[0] == "COPY" and r[1].split()[-2] == "sfray"]
-    assert install_at and sfray_copy_at and install_at[-1] > sfray_copy_at[0], "sfray is not pip-installed after its COPY"
+    assert install_at and sfray_copy_at and install_at[-1] > sfray_copy_at[0], \
+        "sfray is not pip-installed after its COPY"
     assert all("--no-cache-dir" in r for r in runs if "pip install" in r), "pip caches bloat the layers"
 
 

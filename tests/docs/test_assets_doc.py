@@ -13,7 +13,7 @@ from tests.cluster.cluster_files import DOCS, ROOT, code_blocks, documented_subm
 ASSETS_DOC = ROOT / "docs" / "assets.md"
 #: Sections of the generation config a key in the doc can start with.
 SECTIONS = ("head", "generator", "annotate", "quality", "sampling", "camera", "generate", "ray")
-KEY_RE = re.compile(rf"(?<![\w/.-])((?:{'|'.join(SECTIONS)})\.[a-z_]+(?:\.[a-z_]+)*)")
+KEY_RE = re.compile(rf"(?<![\w/.-])((?:{'|'.join(SECTIONS)})\.[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*)")
 _ABSENT = object()
 
 
