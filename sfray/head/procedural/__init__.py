@@ -25,7 +25,7 @@ from sfray.head.procedural.grid import build_grid
 from sfray.head.procedural.mesh import build_mesh
 
 #: Bumped whenever the generated assets change, so datasets can record which head drew them.
-PROCEDURAL_HEAD_VERSION = "procedural-head-v2"
+PROCEDURAL_HEAD_VERSION = "procedural-head-v3"
 #: Smooth random identity directions appended after the named ones.
 N_RANDOM_SHAPE = 9
 
@@ -46,6 +46,7 @@ def build_procedural_assets(seed: int = 0) -> HeadAssets:
     shape_names, shapedirs = bases.shape_basis(design, jaw, N_RANDOM_SHAPE, seed)
     expr_names, exprdirs = bases.expression_basis(design, jaw)
     vertex_labels = labels.vertex_labels(design)
+    label_map = labels.build_label_map(design)
     warp = lambda d: proportions.warp_directions(design.vertices, d)  # noqa: E731
     source = (f"{PROCEDURAL_HEAD_VERSION} (sfray.head.procedural, seed={seed}): {mesh.vertices.shape[0]} vertices, "
               f"{len(shape_names)} shape [{', '.join(shape_names[:4])}, ...], "
@@ -64,7 +65,7 @@ def build_procedural_assets(seed: int = 0) -> HeadAssets:
         landmarks=landmarks.build_embedding(design, mesh, vertex_labels),
         uv_coords=mesh.uv_coords.astype(np.float64),
         uv_faces=mesh.uv_faces.astype(np.int64),
-        uv_label_map=labels.build_label_map(design),
+        uv_label_map=label_map,
         vertex_regions=labels.vertex_regions(vertex_labels),
         joint_names=tuple(JOINT_NAMES),
     )

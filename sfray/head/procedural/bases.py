@@ -304,8 +304,12 @@ def eye_closure(mesh: ProceduralMesh, side: int) -> np.ndarray:
     def z_lid(yy: np.ndarray) -> np.ndarray:
         return lid_c[2] + np.sqrt(np.clip(lid_r ** 2 - (x - lid_c[0]) ** 2 - (yy - lid_c[1]) ** 2, 0.0, None))
 
-    # lids slide along the lid surface; the skin of the opening comes forward onto it
-    dz = np.where(opening, z_lid(y_new) - p[:, 2], z_lid(y_new) - z_lid(y))
+    # lids slide along the lid surface; the skin of the opening comes forward onto it, and so does
+    # any skin the open fissure had sunk behind the eyeball (at the margins the sinking fades out
+    # over a millimetre or so): a closed lid never lies below the lid surface, so the eyeball
+    # cannot show through it, whatever way it looks
+    above_lid = np.where(opening, 0.0, np.clip(p[:, 2] - z_lid(y), 0.0, None))
+    dz = z_lid(y_new) + above_lid - p[:, 2]
     d = np.zeros_like(p)
     d[zone, 1] = (y_new - y)[zone]
     d[zone, 2] = dz[zone]

@@ -5,41 +5,45 @@
   where an annotator looking at the face would click. Mouth corners are the slit's corner vertices;
   the inner-lip points lie on the slit edges, upper points on upper-lip faces and lower points on
   lower-lip faces, so opening the jaw separates them.
-* Contour points (iBUG 0..16) are occluding-contour points: along a fixed path of skin vertices
+* Contour points (iBUG 0..16) are the outline of the face in a frontal image: along a direction
   per point, aimed from the face centre at where annotators put that point on a frontal face
-  (cheek edge level with the eyes down to the chin), the point is where the surface turns away
-  from an eye at sfray's camera distance (the outline a real camera sees, in front of the
-  orthographic one). Where the lower jaw runs into the neck without such a fold (seen from the
-  front) the point is the jaw line, the face / neck border. Each row of the dynamic table
-  recomputes the points of the side turned away from the camera for that head yaw; the other
-  side keeps the frontal points, as annotators do.
+  (cheek edge level with the eyes down to the chin), the point is the last one whose view ray
+  from sfray's frontal camera meets the face (beyond it: the neck below the jaw, an ear, or
+  nothing). One smooth curve, every point on the surface that camera sees. Each row of the
+  dynamic table moves the points of the side turned away from the camera for that head yaw along
+  the fixed jaw curves (``sfray.head.jaw_curves``) onto that view's outline; the other side keeps
+  the frontal points, as annotators do.
 
 The static points are placed on the design-space mesh (frontal drops survive the vertical
 proportion warp); the contour is found on the final (warped) template, since it depends on the
-final surface normals.
+final surface.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from sfray.conventions import (
     DEFAULT_CAMERA_RADIUS,
     DYNAMIC_CONTOUR_MAX_DEG,
     NUM_CONTOUR_LANDMARKS,
     ORTH_SCALE,
+    ORTH_SHIFT,
     SEG_ID,
+    WORLD_Z_OFFSET,
 )
 from sfray.head.assets import LandmarkEmbedding
+from sfray.head.jaw_curves import JawCurves, JawOutline, build_jaw_curves
 from sfray.head.procedural import anatomy as A
 from sfray.head.procedural import surface as S
 from sfray.head.procedural.labels import brow_line
-from sfray.head.procedural.mesh import SKIN, ProceduralMesh
+from sfray.head.procedural.mesh import LEFT_EAR, RIGHT_EAR, SKIN, ProceduralMesh
 
-#: Distance (head-model metres) of the eye the contours are seen from: sfray's default camera
-#: radius (generator world) in head units. Contours are silhouettes seen from a real camera, which
-#: sit in front of the orthographic ones (a camera a metre away sees the cheek edge, not the
-#: widest point of the head behind it).
+#: Distance (head-model metres) of the eyes the dynamic table is computed for: sfray's default
+#: camera radius (generator world) in head units. Contours are silhouettes seen from a real
+#: camera, which sit in front of the orthographic ones (a camera a metre away sees the cheek
+#: edge, not the widest point of the head behind it).
 _EYE_DISTANCE = DEFAULT_CAMERA_RADIUS / (ORTH_SCALE / 2.0)
 #: Outward offset (metres) of eye-margin targets, so the frontal ray lands on the lid, not behind it.
 _LID_OFFSET = 0.0005
@@ -96,16 +100,6 @@ def drop_onto_skin(mesh: ProceduralMesh, xy: np.ndarray) -> tuple[np.ndarray, np
     return np.asarray(faces, np.int64), np.asarray(barys)
 
 
-def vertex_normals(mesh: ProceduralMesh) -> np.ndarray:
-    """(V, 3) area-weighted unit normals of the template."""
-    v, f = mesh.vertices, mesh.faces
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    n = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(n, f[:, k], fn)
-    return n / (np.linalg.norm(n, axis=1, keepdims=True) + 1e-18)
-
-
 def _edge_face(mesh: ProceduralMesh) -> dict[tuple[int, int], int]:
     out: dict[tuple[int, int], int] = {}
     for fi in skin_faces(mesh):
@@ -113,18 +107,6 @@ def _edge_face(mesh: ProceduralMesh) -> dict[tuple[int, int], int]:
         for k in range(3):
             out.setdefault((int(f[k]), int(f[(k + 1) % 3])), int(fi))
     return out
-
-
-def _on_edge(mesh: ProceduralMesh, edges: dict, a: int, b: int, s: float) -> tuple[int, np.ndarray]:
-    """Face and barycentrics of the point ``(1 - s) * v_a + s * v_b`` on edge (a, b)."""
-    fi = edges.get((a, b), edges.get((b, a)))
-    if fi is None:
-        raise AssertionError(f"vertices {a} and {b} share no skin face")
-    bary = np.zeros(3)
-    f = mesh.faces[fi]
-    bary[int(np.flatnonzero(f == a)[0])] = 1.0 - s
-    bary[int(np.flatnonzero(f == b)[0])] = s
-    return fi, bary
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,10 +213,8 @@ def _slit_point(mesh: ProceduralMesh, edges: dict, phi: float, upper: bool) -> t
 # contour landmarks (iBUG 0..16)
 # ---------------------------------------------------------------------------------------------
 
-#: Centre (frontal x, y) from which contour paths fan out, and the inner ellipse (half-axes)
-#: they start on, which keeps them clear of the nose and the lips.
+#: Centre (frontal x, y) from which the contour directions fan out.
 _CONTOUR_CENTRE = np.array([0.0, -0.015])
-_CONTOUR_START = np.array([0.030, 0.065])
 #: Where points 0..8 sit on a typical annotated frontal face (rounded from a mean iBUG-68 shape):
 #: x as a fraction of the face's half-width (towards the subject's right), y as a fraction of the
 #: way from the eye line down to the chin. Point 0 is a little below the eye line (in front of the
@@ -242,55 +222,52 @@ _CONTOUR_START = np.array([0.030, 0.065])
 #: 9..16 mirror 7..0.
 _CONTOUR_TARGET_X = np.array([1.00, 0.99, 0.96, 0.905, 0.80, 0.645, 0.455, 0.24, 0.0])
 _CONTOUR_TARGET_Y = np.array([0.10, 0.225, 0.37, 0.515, 0.66, 0.795, 0.91, 0.975, 1.0])
-#: How far (frontal metres, plus 0.6 step lengths) a path may stray from its line; where the skin
-#: runs parallel to the view (the flat side of the head) the path ends instead of wandering along it.
-_PATH_TOLERANCE = 0.004
+#: Outline search along each direction: start (frontal metres from the centre), end, step, and
+#: bisection steps on the last step.
+_SEARCH = (0.02, 0.16, 0.001, 30)
+#: How far (metres) a contour point may lie behind the mean depth of its neighbours.
+_DEPTH_STEP = 0.005
 
 
-def _walk(mesh: ProceduralMesh, edges: dict, direction: np.ndarray, max_steps: int = 80) -> np.ndarray:
-    """Skin-grid vertex path hugging the frontal line ``centre + t * direction`` outwards.
+def frontal_eye() -> np.ndarray:
+    """Head-model position of sfray's default frontal camera (world (0, 0, radius), docs/conventions.md):
+    the inverse of ``world = (p + ORTH_SHIFT) * ORTH_SCALE / 2 + (0, 0, WORLD_Z_OFFSET)``."""
+    world = np.array([0.0, 0.0, DEFAULT_CAMERA_RADIUS - WORLD_Z_OFFSET])
+    return world / (ORTH_SCALE / 2.0) - np.asarray(ORTH_SHIFT)
 
-    The path moves between grid neighbours that share a mesh edge (the 4-neighbours and one
-    diagonal per quad); it starts on the inner ellipse and stops when it has gone round the side
-    of the head (z < -0.06), cannot move outwards without leaving the line, or reached the neck cut.
-    """
-    g = mesh.grid
-    pts = g.points
-    n = g.n_cols
-    r0 = 1.0 / np.sqrt(np.sum((direction / _CONTOUR_START) ** 2))
-    start = _CONTOUR_CENTRE + r0 * direction
-    d2 = np.sum((pts[1:, :, :2] - start) ** 2, axis=-1) + 1.0 * (pts[1:, :, 2] < 0.0)
-    i, j = np.unravel_index(int(np.argmin(d2)), d2.shape)
-    i += 1
-    path = [(i, j)]
-    for _ in range(max_steps):
-        best, best_perp = None, np.inf
-        for di, dj in ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1)):
-            ci, cj = i + di, (j + dj) % n
-            if not 1 <= ci < g.n_rows or (ci, cj) in path:
-                continue
-            a, b = int(mesh.grid_ids[i, j]), int(mesh.grid_ids[ci, cj])
-            if (a, b) not in edges and (b, a) not in edges:
-                continue
-            step = pts[ci, cj, :2] - pts[i, j, :2]
-            if step @ direction <= 0.0:
-                continue
-            rel = pts[ci, cj, :2] - _CONTOUR_CENTRE
-            perp = abs(rel[0] * direction[1] - rel[1] * direction[0])
-            if perp < min(best_perp, _PATH_TOLERANCE + 0.6 * np.linalg.norm(step)):
-                best, best_perp = (ci, cj), perp
-        if best is None:
-            break
-        i, j = best
-        path.append(best)
-        if pts[i, j, 2] < -0.06:
-            break
-    rows, cols = np.asarray(path).T
-    return mesh.grid_ids[rows, cols]
+
+def cast_rays(mesh: ProceduralMesh, origin: np.ndarray, dirs: np.ndarray, fids: np.ndarray,
+              chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest hit of rays ``origin + t dirs`` (n, 3) among faces ``fids``: face (n,) (-1 on a miss)
+    and barycentrics (n, 3) (Moller-Trumbore, vectorised over faces and a chunk of rays)."""
+    tri = mesh.vertices[mesh.faces[fids]]
+    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+    tv = origin - tri[:, 0]  # (F, 3)
+    qv = np.cross(tv, e1)
+    t_num = np.einsum("fi,fi->f", e2, qv)
+    faces = np.full(len(dirs), -1, np.int64)
+    barys = np.zeros((len(dirs), 3))
+    for i in range(0, len(dirs), chunk):
+        d = dirs[i:i + chunk]  # (R, 3)
+        pv = np.cross(d[:, None, :], e2[None])  # (R, F, 3)
+        det = np.einsum("fi,rfi->rf", e1, pv)
+        ok = np.abs(det) > 1e-14
+        inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+        u = np.einsum("fi,rfi->rf", tv, pv) * inv
+        v = np.einsum("ri,fi->rf", d, qv) * inv
+        t = t_num[None] * inv
+        hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 0)
+        t = np.where(hit, t, np.inf)
+        k = np.argmin(t, axis=1)
+        rows = np.arange(len(d))
+        found = np.isfinite(t[rows, k])
+        faces[i:i + chunk] = np.where(found, fids[k], -1)
+        barys[i:i + chunk] = np.stack([1.0 - u[rows, k] - v[rows, k], u[rows, k], v[rows, k]], axis=1)
+    return faces, barys
 
 
 def contour_targets(mesh: ProceduralMesh, face: np.ndarray) -> np.ndarray:
-    """(17, 2) frontal (x, y) aims of the contour paths from this template's own frame.
+    """(17, 2) frontal (x, y) aims of the contour directions from this template's own frame.
 
     The face's half-width is the widest ``face`` vertex, its height runs from the eye line to the
     lowest ``face`` vertex on the midline (the chin); ``face`` (V,) bool marks face vertices.
@@ -304,96 +281,127 @@ def contour_targets(mesh: ProceduralMesh, face: np.ndarray) -> np.ndarray:
     return np.concatenate([right, left])
 
 
-def contour_paths(mesh: ProceduralMesh, edges: dict, labels: np.ndarray) -> list[tuple[np.ndarray, bool]]:
-    """17 vertex paths, each walked from inside the face outwards; iBUG order 0..16.
+def frontal_outline(mesh: ProceduralMesh, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Faces (17,) and barycentrics (17, 3) of the jaw contour as the frontal camera sees it.
 
-    Paths start on the first ``face`` vertex (never on the lips, which stand out of the face and
-    form the outline of a steep view near the mouth) and end at the first neck vertex (label map
-    regions), so the jaw line is looked for on the face and never on the throat. Each path comes
-    with a flag: True when its last edge crosses from the face onto the neck (the jaw line).
+    Along each direction from the centre towards its target, the point is the outermost one whose
+    view ray (from :func:`frontal_eye`) first meets the face region: beyond it the ray meets the
+    neck (the lower jaw, whose edge then occludes the neck), an ear or nothing (the cheeks). It
+    is the outline of the face in a frontal image, one smooth curve round the whole jaw, and the
+    front-most surface point there, so every point is seen by the frontal camera.
     """
-    neck = np.isin(labels, [SEG_ID["neck"], SEG_ID["neck_back"]])
-    face = labels == SEG_ID["face"]
-    paths = []
-    for target in contour_targets(mesh, face):
-        direction = target - _CONTOUR_CENTRE
-        path = _walk(mesh, edges, direction / np.linalg.norm(direction))
-        first = int(np.argmax(face[path])) if face[path].any() else 0
-        path = path[min(first, len(path) - 2):]
-        stop = np.flatnonzero(neck[path])
-        if stop.size and stop[0] >= 1:
-            paths.append((path[: int(stop[0]) + 1], True))
-        else:
-            paths.append((path[: max(int(stop[0]), 2)] if stop.size else path, False))
-    return paths
+    eye = frontal_eye()
+    visible = np.flatnonzero(np.isin(mesh.part[mesh.faces], (SKIN, LEFT_EAR, RIGHT_EAR)).all(axis=1))
+    vis_faces = mesh.faces[visible]
+    corner_labels = labels[vis_faces]  # (F, 3)
+    on_face = (mesh.part[vis_faces] == SKIN).all(axis=1)
+    start, stop, step, bisect = _SEARCH
+    ts = np.arange(start, stop, step)
+
+    def probe(direction: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        xy = _CONTOUR_CENTRE + t[:, None] * direction
+        target = np.concatenate([xy, np.zeros((len(t), 1))], axis=1)
+        f, b = cast_rays(mesh, eye, target - eye, visible)
+        k = np.searchsorted(visible, f)
+        nearest = corner_labels[k, np.argmax(b, axis=1)]
+        good = (f >= 0) & on_face[k] & (nearest == SEG_ID["face"])
+        return good, f, b
+
+    out_f, out_b = [], []
+    for target in contour_targets(mesh, labels == SEG_ID["face"]):
+        direction = (target - _CONTOUR_CENTRE) / np.linalg.norm(target - _CONTOUR_CENTRE)
+        good, f, b = probe(direction, ts)
+        if not good.any():
+            raise AssertionError(f"no face surface towards contour target {target}")
+        last = int(np.flatnonzero(good)[-1])
+        if last + 1 >= len(ts):
+            raise AssertionError(f"the face does not end towards contour target {target}")
+        lo, hi = ts[last], ts[last + 1]
+        best = (f[last], b[last])
+        for _ in range(bisect):
+            mid = 0.5 * (lo + hi)
+            g, fm, bm = probe(direction, np.array([mid]))
+            if g[0]:
+                lo, best = mid, (fm[0], bm[0])
+            else:
+                hi = mid
+        out_f.append(best[0])
+        out_b.append(best[1])
+    return np.asarray(out_f, np.int64), np.asarray(out_b)
 
 
-def _crossing(mesh: ProceduralMesh, normals: np.ndarray, edges: dict, path: np.ndarray, eye: np.ndarray,
-              jaw_line: bool) -> tuple[int, np.ndarray]:
-    """Where the skin along ``path`` turns away from the eye at ``eye`` (head-model metres).
+def smooth_depths(vertices: np.ndarray, faces: np.ndarray, curves: JawCurves, anchor_faces: np.ndarray,
+                  anchor_bary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Anchors moved inwards along their jaw curves where they lie deeper than their neighbours.
 
-    The first point with ``n . (eye - p) = 0`` (interpolated on the path edge) if the path reaches
-    one: the outline a camera there sees. Where the face ends on the neck without such a fold
-    (``jaw_line``: the jaw seen from the front runs into a neck as wide as itself) the point is the
-    jaw line, the face / neck border in the middle of the path's last edge, where an annotator
-    follows the jaw bone. Otherwise the most turned-away vertex before the surface turns back
-    towards the viewer.
+    The frontal outline has one corner the jaw line must not follow: where the back of the jaw
+    flares out wider than the cheek, the outline runs ~3 cm back along the ramus (iBUG 5 and 11).
+    A landmark there zig-zags in every turned view. So a point more than ``_DEPTH_STEP`` behind
+    the mean depth (z) of its two neighbours slides along its curve (inwards, onto the side of the
+    jaw) to that depth; in the frontal image it then lies between its neighbours on the face.
     """
-    to_eye = eye - mesh.vertices[path]
-    d = np.sum(normals[path] * to_eye, axis=1) / np.linalg.norm(to_eye, axis=1)
-    for i in range(len(path) - 1):
-        if d[i] > 0.0 >= d[i + 1]:
-            return _on_edge(mesh, edges, int(path[i]), int(path[i + 1]), float(d[i] / (d[i] - d[i + 1])))
-    if jaw_line:
-        return _on_edge(mesh, edges, int(path[-2]), int(path[-1]), 0.5)
-    i = 0
-    for k in range(1, len(path)):
-        if d[k] < d[i]:
-            i = k
-        elif d[k] > d[i] + 0.25:  # clearly facing the viewer again (the throat): stop
+    pts = lambda f, b: np.einsum("...kc,...k->...c", vertices[faces[f]], b)  # noqa: E731
+    out_f, out_b = anchor_faces.copy(), anchor_bary.copy()
+    for _ in range(len(out_f)):  # points only move forwards: a few passes settle it
+        z = pts(out_f, out_b)[:, 2]
+        moved = False
+        for k in range(1, len(z) - 1):
+            target = 0.5 * (z[k - 1] + z[k + 1]) - _DEPTH_STEP
+            if z[k] >= target - 1e-9:
+                continue
+            n = int(curves.lengths[k])
+            ends = pts(curves.faces[k, :n], curves.end[k, :n])[:, 2]
+            starts = pts(curves.faces[k, :n], curves.start[k, :n])[:, 2]
+            j = int(np.argmax(ends >= target)) if (ends >= target).any() else n - 1
+            w = float(np.clip((target - starts[j]) / max(ends[j] - starts[j], 1e-12), 0.0, 1.0))
+            f_new, b_new = curves.faces[k, j], (1.0 - w) * curves.start[k, j] + w * curves.end[k, j]
+            if pts(f_new, b_new)[2] > z[k] + 1e-9:  # only ever forwards along the curve
+                out_f[k], out_b[k], z[k], moved = f_new, b_new, pts(f_new, b_new)[2], True
+        if not moved:
             break
-    j = i + 1 if i + 1 < len(path) else i - 1
-    return _on_edge(mesh, edges, int(path[i]), int(path[j]), 0.0)
+    return out_f, out_b
 
 
-def contour_embedding(mesh: ProceduralMesh, labels: np.ndarray
+def contour_embedding(mesh: ProceduralMesh, labels: np.ndarray, static_points: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Frontal contour (17,), (17, 3) and the dynamic table (79, 17), (79, 17, 3) of the final
-    template ``mesh``; ``labels`` (V,) are its vertex SEG ids."""
-    normals = vertex_normals(mesh)
-    edges = _edge_face(mesh)
-    paths = contour_paths(mesh, edges, labels)
+    template ``mesh``; ``labels`` (V,) are its vertex SEG ids, ``static_points`` (51, 3) the static
+    landmarks on it (their mean is the face centre of the jaw curves).
 
-    def contour(yaw_deg: float) -> list[tuple[int, np.ndarray]]:
-        a = np.deg2rad(yaw_deg)
-        # the eye on a circle round the head-model origin, as sfray.annotate.contour measures it
-        eye = _EYE_DISTANCE * np.array([-np.sin(a), 0.0, np.cos(a)])
-        return [_crossing(mesh, normals, edges, p, eye, on_neck) for p, on_neck in paths]
-
-    frontal = contour(0.0)
+    Row y of the table holds, for the side turned away from an eye at head yaw y (on a circle
+    round the head-model origin at sfray's camera distance, as FLAME's table is indexed), the
+    points where the fixed jaw curves (``sfray.head.jaw_curves``) cross that eye's outline; the
+    side turned towards it keeps the frontal points, as annotators do.
+    """
+    f0, b0 = frontal_outline(mesh, labels)
+    centre = static_points.mean(axis=0)
+    curves = build_jaw_curves(mesh.vertices, mesh.faces, f0, b0, centre)
+    f0, b0 = smooth_depths(mesh.vertices, mesh.faces, curves, f0, b0)
+    curves = build_jaw_curves(mesh.vertices, mesh.faces, f0, b0, centre)
+    outline = JawOutline(curves, mesh.faces)
     n_rows = 2 * DYNAMIC_CONTOUR_MAX_DEG + 1
-    dyn_f = np.zeros((n_rows, NUM_CONTOUR_LANDMARKS), np.int64)
-    dyn_b = np.zeros((n_rows, NUM_CONTOUR_LANDMARKS, 3))
-    for row in range(n_rows):
-        yaw = row_yaw_degrees(row)
-        turned = contour(float(yaw))
-        for k in range(NUM_CONTOUR_LANDMARKS):
-            away = (k > 8 and yaw > 0) or (k < 8 and yaw < 0)  # +x side turns away for yaw > 0
-            dyn_f[row, k], dyn_b[row, k] = turned[k] if away else frontal[k]
-    f0 = np.array([f for f, _ in frontal], np.int64)
-    b0 = np.array([b for _, b in frontal])
-    return f0, b0, dyn_f, dyn_b
+    yaws = np.deg2rad([row_yaw_degrees(row) for row in range(n_rows)])
+    eyes = _EYE_DISTANCE * np.stack([-np.sin(yaws), np.zeros_like(yaws), np.cos(yaws)], axis=1)
+    verts = torch.as_tensor(mesh.vertices, dtype=torch.float64)[None].expand(n_rows, -1, -1)
+    faces, bary, _ = (x.numpy() for x in outline.choose(verts, torch.as_tensor(eyes)))
+    k = np.arange(NUM_CONTOUR_LANDMARKS)
+    deg = np.rad2deg(yaws)[:, None]
+    away = ((k > 8) & (deg > 0)) | ((k < 8) & (deg < 0))  # +x side turns away for yaw > 0
+    dyn_f = np.where(away, faces, f0[None])
+    dyn_b = np.where(away[..., None], bary, b0[None])
+    return f0, b0, dyn_f.astype(np.int64), dyn_b
 
 
 def build_embedding(design: ProceduralMesh, mesh: ProceduralMesh, labels: np.ndarray) -> LandmarkEmbedding:
     """The full :class:`LandmarkEmbedding` (static 51, dynamic 79 x 17, fixed 68).
 
     ``design`` is the design-space mesh the static targets are placed on (frontal drops survive
-    the vertical proportion warp), ``mesh`` the final template whose silhouettes give the contour,
+    the vertical proportion warp), ``mesh`` the final template whose outline gives the contour,
     ``labels`` (V,) the vertex SEG ids (same topology).
     """
     sf, sb = static_embedding(design)
-    cf, cb, df, db = contour_embedding(mesh, labels)
+    static_points = np.einsum("lkc,lk->lc", mesh.vertices[mesh.faces[sf]], sb)
+    cf, cb, df, db = contour_embedding(mesh, labels, static_points)
     return LandmarkEmbedding(
         static_faces=sf, static_bary=sb, dynamic_faces=df, dynamic_bary=db,
         full_faces=np.concatenate([cf, sf]), full_bary=np.concatenate([cb, sb]),

@@ -142,7 +142,7 @@ def feature_height(p0: np.ndarray, theta: np.ndarray, phi: np.ndarray) -> np.nda
     h = h + 0.0040 * _gauss(x, 0.018) * _gauss(y + 0.036, 0.010)
     h = h + 0.0030 * _gauss(x, 0.024) * _gauss(y + 0.050, 0.016)
     h = h - 0.0012 * _gauss(x, 0.0028) * _gauss(y + 0.033, 0.005)
-    h = h + 0.0140 * _gauss(x, 0.017) * _gauss(y + 0.090, 0.011)
+    h = h + 0.0140 * _gauss(x, 0.024) * _gauss(y + 0.090, 0.011)
     h = h - 0.0025 * _gauss(x, 0.016) * _gauss(y + 0.071, 0.0045)
     h = h + lip_height(theta, phi)
     return h * front
