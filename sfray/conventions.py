@@ -47,6 +47,12 @@ DEFAULT_CAMERA_PIVOT: Final = (0.0, 0.0, 0.2)
 ORTH_SCALE: Final = 5.0
 ORTH_SHIFT: Final = (0.0, -0.01, -0.01)
 WORLD_Z_OFFSET: Final = math.sqrt(2.0) / 10.0
+#: Generator world units per head-model metre (the scale of that similarity): depth and every
+#: world-unit figure divide by it to give head-model metres.
+WORLD_UNITS_PER_METRE: Final = ORTH_SCALE / 2.0
+#: A landmark is visible when its 3x3 pixel block shows the mesh within this depth of it: 8 mm of
+#: head-model space, 0.02 world units (docs/conventions.md).
+VISIBILITY_TOLERANCE: Final = 0.02
 
 # --------------------------------------------------------------------------------------------
 # Head model (FLAME layout)
@@ -268,3 +274,6 @@ class Extra:
     DENSITY_SIGMA = "density_sigma"  # (B, N) their densities
     IMAGE_RAW = "image_raw"  # (B, 3, R, R) Next3D's raw neural render in [-1, 1]
     RAY_DEPTH = "ray_depth"  # (B, R, R) Next3D's distance along each ray
+    #: (B, Hd, Wd) share of each pixel the generator drew as hair or scalp, on its depth/mask grid
+    #: (from the generator's own segmentation where it has one; the procedural renderer knows it)
+    HAIR_MASK = "hair_mask"

@@ -66,7 +66,8 @@ def run_align(cfg: AlignJobConfig, stream: TextIO | None = sys.stderr,
               on_iteration: Callable[[int, dict[str, Any]], None] | None = None) -> AlignResult:
     """Fit, evaluate and write the alignment map of ``cfg`` (see the module docstring)."""
     from sfray.annotate.stack import build_stack
-    from sfray.head.contour import CameraContour
+    from sfray.geometry.visibility import render_visibility
+    from sfray.head.contour import CONTOUR_TOLERANCE_SHARE, CameraContour
     from sfray.sampling import make_specs
 
     t0 = time.monotonic()
@@ -107,8 +108,11 @@ def run_align(cfg: AlignJobConfig, stream: TextIO | None = sys.stderr,
         """The landmarks the annotator will project (its contour choice), for the landmark term."""
         if contour is None:
             return None
-        return contour.apply(out.head_vertices, out.head_landmarks, out.mesh_to_world.to(torch.float64),
-                             out.camera)
+        m = out.mesh_to_world.to(torch.float64)
+        seen = render_visibility(out.head_vertices, faces.to(out.head_vertices.device), m, out.camera,
+                                 cfg.generate.resolution,
+                                 tolerance=CONTOUR_TOLERANCE_SHARE * cfg.annotate.visibility_tolerance)
+        return contour.apply(out.head_vertices, out.head_landmarks, m, out.camera, seen)
 
     # 1. fitting samples
     fit_ids = np.arange(a.num_samples, dtype=np.int64)

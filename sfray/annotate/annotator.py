@@ -17,8 +17,9 @@ rendering camera (``sfray.geometry.camera``), then rasterizes it once with sfray
 * ``landmarks_3d_fixed`` / ``landmarks_2d_fixed`` come from ``head_landmarks_fixed``: the 68
   points at fixed mesh locations (DECA's "full" embedding), which is what 3D landmark users want
   (a contour that does not slide with the pose). ``landmarks_world`` is the dynamic set in world.
-* ``landmarks_visible`` (B, 68): inside the image and not self-occluded
-  (``sfray.annotate.visibility``, ``annotate.visibility_tolerance`` of z slack).
+* ``landmarks_visible`` (B, 68): inside the image and on the surface the image shows there (the
+  rendered mesh within ``annotate.visibility_tolerance`` of the landmark's depth somewhere in its
+  3x3 pixel block, ``sfray.geometry.visibility``).
 * ``segmentation`` (B, H, W) uint8: per-pixel UV (perspective-correct barycentrics of the per-face
   -corner UVs) looked up *nearest* in the UV label map (``sfray.geometry.uv_labels``);
   ``BACKGROUND_ID`` where no face covers the pixel centre.
@@ -35,20 +36,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from sfray.annotate.visibility import landmark_visibility
 from sfray.config.registries import CONTOUR_MODES
 from sfray.config.schema import AnnotateConfig
 from sfray.conventions import BACKGROUND_ID, Extra, Field
 from sfray.errors import ConfigError
 from sfray.generators.base import GeneratorOutput, SampleSpecs
 from sfray.geometry.alignment_map import AlignmentMap
-from sfray.geometry.camera import camera_label_to_matrices, world_to_camera
-from sfray.geometry.projection import to_screen_perspective
 from sfray.geometry.raster_backends import rasterizer_for
 from sfray.geometry.rasterizer import interpolate
-from sfray.geometry.transform import transform_points
 from sfray.geometry.uv_labels import fill_unlabelled, lookup_labels
-from sfray.head.contour import CameraContour
+from sfray.geometry.visibility import ZBufferVisibility, head_points_to_screen, landmark_visibility
+from sfray.head.contour import CONTOUR_TOLERANCE_SHARE, CameraContour
 from sfray.head.layer import HeadModel
 
 
@@ -113,28 +111,24 @@ class Annotator:
             base = out.extras.get(Extra.MESH_TO_WORLD_SYNTHFORGE, base)
         return self.alignment.compose(base.to(torch.float64))
 
-    def dynamic_landmarks(self, out: GeneratorOutput, m: torch.Tensor) -> torch.Tensor:
+    def dynamic_landmarks(self, out: GeneratorOutput, m: torch.Tensor, zbuf: torch.Tensor) -> torch.Tensor:
         """(B, 68, 3) head-space landmarks with the contour chosen per ``annotate.contour``.
 
-        ``m`` (B, 4, 4) is the head -> (aligned) world transform; its inverse takes the camera
-        centre into head-model space for the ``camera`` choice.
+        ``m`` (B, 4, 4) is the head -> (aligned) world transform (its inverse takes the camera
+        centre into head-model space) and ``zbuf`` (B, H, W) the mesh rendered with it, so the
+        ``camera`` choice puts each jaw point where the image shows the outline.
         """
         if self.contour is None:
             return out.head_landmarks
-        return self.contour.apply(out.head_vertices, out.head_landmarks, m, out.camera)
+        tolerance = CONTOUR_TOLERANCE_SHARE * float(self.cfg.visibility_tolerance)
+        visible = ZBufferVisibility(zbuf, m, out.camera, tolerance)
+        return self.contour.apply(out.head_vertices, out.head_landmarks, m, out.camera, visible)
 
     def project(self, points_head: torch.Tensor, m: torch.Tensor, camera: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Head-space points (B, N, 3) -> (world (B, N, 3), camera (B, N, 3), screen (B, N, 3)).
-
-        Screen is (x, y) pixels at ``resolution`` and camera z, the rasterizer's input. Computed
-        in float64 (landmark pixels must not jitter with float32 rounding at 512+ px).
-        """
-        world = transform_points(m, points_head.to(torch.float64))
-        c2w, k = camera_label_to_matrices(camera.to(torch.float64))
-        cam = world_to_camera(world, c2w)
-        screen = to_screen_perspective(cam, k, self.resolution)
-        return world, cam, screen
+        """Head-space points (B, N, 3) -> (world, camera, screen), each (B, N, 3) float64
+        (``sfray.geometry.visibility.head_points_to_screen`` at ``resolution``)."""
+        return head_points_to_screen(points_head, m, camera, self.resolution)
 
     def annotate(self, out: GeneratorOutput) -> Annotation:
         """Annotate a batch; all tensors stay on the output's device."""
@@ -146,10 +140,10 @@ class Annotator:
                               f"returned {tuple(out.image.shape[-2:])} images; build both from one config")
         m = self.world_transform(out)
         _, _, v_screen = self.project(out.head_vertices, m, out.camera)
-        lm_world, lm_cam, lm_screen = self.project(self.dynamic_landmarks(out, m), m, out.camera)
+        frags = self.rasterize(v_screen.to(torch.float32), self.faces, (res, res), perspective_correct=True)
+        lm_world, lm_cam, lm_screen = self.project(self.dynamic_landmarks(out, m, frags.zbuf), m, out.camera)
         _, lf_cam, lf_screen = self.project(out.head_landmarks_fixed, m, out.camera)
 
-        frags = self.rasterize(v_screen.to(torch.float32), self.faces, (res, res), perspective_correct=True)
         covered = frags.face_index >= 0
         uv = interpolate(frags, self.face_uv)  # (B, H, W, 2)
         seg = lookup_labels(self.label_map, uv)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from sfray.config import registries as reg
-from sfray.conventions import DEFAULT_CAMERA_PIVOT, DEFAULT_CAMERA_RADIUS
+from sfray.conventions import DEFAULT_CAMERA_PIVOT, DEFAULT_CAMERA_RADIUS, VISIBILITY_TOLERANCE
 from sfray.errors import ConfigError
 
 
@@ -201,7 +201,9 @@ class AnnotateConfig:
 
     raster_backend: str = "torch"  # registries.RASTER_BACKENDS
     alignment_map: Optional[str] = None  # fixMapMLP01.pth or sfray .safetensors; identity if unset
-    visibility_tolerance: float = 0.01  # world units of z-buffer slack for landmark visibility
+    # world units: a landmark is visible when its 3x3 pixel block shows the mesh within this depth of
+    # it (0.02 world = 8 mm of head-model space, docs/conventions.md)
+    visibility_tolerance: float = VISIBILITY_TOLERANCE
     refine: RefineConfig = field(default_factory=RefineConfig)  # per-sample refinement (docs/alignment.md)
     # jaw contour row: camera = from the head yaw as this sample's camera sees it (head pose + camera
     # azimuth); head = the head model's own choice from its joint rotation (FLAME's convention)

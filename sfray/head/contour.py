@@ -1,40 +1,47 @@
-"""The jaw contour as the camera sees it: pick the dynamic-contour row from the *effective* yaw.
+"""The jaw contour as the camera sees it (``annotate.contour=camera``, docs/conventions.md).
 
-The head layer picks the 17 contour landmarks from the head's own rotation (FLAME's convention),
-which is right when the head turns in front of a fixed camera. SynthForge-style data keeps the
-FLAME pose near zero and turns the *camera* instead, so the layer always answers with the frontal
-contour and the far-side jaw points stay on the cheek, hidden. :class:`CameraContour` redoes the
-choice per sample from what the camera sees:
+The head layer picks the 17 contour landmarks from FLAME's dynamic table, indexed by the head's
+own yaw: right for a head turning in front of a fixed frontal camera, blind to the camera itself.
+SynthForge-style data keeps the FLAME pose near zero and moves the camera round the head (left,
+right, above, below), so the table's choice leaves far-side jaw points on the cheek and, with the
+camera above the head, the lower jaw points under the chin: hidden, where no annotator of a 2D
+benchmark would put them.
 
-1. the head's rigid rotation ``R`` (root -> neck chain) is recovered from the posed vertices by a
-   Kabsch fit of the back half of the vertices skinned to that chain alone (``GeneratorOutput``
-   carries vertices, not the pose);
-2. the camera centre ``c`` is taken into head-model space (inverse of head -> world) and then into
-   the head's own frame: ``d = R^T (c - t)``, ``t`` where the fit moved the head-model origin
-   (the dynamic table is built for an eye on a circle round that origin);
-3. the head yaw that makes a fixed frontal camera see the head as this camera does is
-   ``-atan2(d_x, d_z)`` (a camera moved towards +x, the subject's left, sees what a head turned
-   towards -x shows); the table is indexed by the negated yaw (``HeadModel.contour_rows``), i.e.
-   by ``atan2(d_x, d_z)`` in degrees;
-4. the 17 points are re-evaluated on the sample's own vertices with that row's faces/barycentrics.
-
-Everything is batched; vertices may be float32 or float64.
+:class:`CameraContour` chooses the 17 points per sample from the mesh and the camera instead:
+each point slides along a fixed curve on the mesh (``sfray.head.jaw_curves``, built once from the
+template and the head's frontal contour, i.e. the table's yaw-0 row) to where the posed surface
+turns away from the camera, the outline in the image, or where it comes out from behind another
+part of the head (an ear, the cheekbone) when the rendered z-buffer is given; where its frontal
+position is seen it stays there. The camera centre is taken into head-model space through the sample's head ->
+world transform, so head pose, camera azimuth and elevation all count, for the procedural head and
+for FLAME with RingNet's or DECA's embedding alike.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
-from sfray.conventions import NUM_CONTOUR_LANDMARKS
+from sfray.conventions import NUM_CONTOUR_LANDMARKS, NUM_LANDMARKS
 from sfray.geometry.camera import camera_label_to_matrices
-from sfray.head.layer import NECK_JOINT, HeadModel, dynamic_contour_rows, vertices_to_landmarks
+from sfray.geometry.uv_labels import face_labels
+from sfray.geometry.visibility import head_points_to_screen
+from sfray.head.jaw_curves import JawOutline, build_jaw_curves, densify
+from sfray.head.layer import HeadModel, vertices_to_landmarks
 
-#: Vertices whose skinning weight on the root -> neck chain's last joint is at least this move
-#: rigidly with the head (skull and upper face; not the jaw, the eyeballs or the neck).
-RIGID_WEIGHT = 0.99
-#: Upper bound on the vertices used for the rigid fit (an even subsample; the fit is a 3x3 SVD).
-MAX_FIT_VERTICES = 2000
+#: Head-space points (B, N, 3) -> (B, N) bool: does the rendered image show them?
+Visibility = Callable[[torch.Tensor], torch.Tensor]
+#: Jaw curves per gap between two neighbouring jaw points: the outline is traced on all of them.
+CURVES_PER_GAP = 4
+#: Head-model metres: traced outline points farther apart than this are not blended.
+MAX_BLEND = 0.008
+#: The chin point: it and the two ends stay on their own curves; the rest are spread between them.
+CHIN = 8
+#: The contour asks its points to be seen with this share of the landmark flags' depth tolerance,
+#: so a chosen point keeps its flag with margin (the flag is re-tested on the stored float16 depth).
+CONTOUR_TOLERANCE_SHARE = 0.5
 
 
 def _as_numpy(x) -> np.ndarray:
@@ -47,76 +54,78 @@ def camera_centre_in_head(camera: torch.Tensor, head_to_world: torch.Tensor) -> 
     return torch.linalg.solve(head_to_world.to(torch.float64), c2w[:, :, 3:])[:, :3, 0]
 
 
+def face_centre(head: HeadModel) -> np.ndarray:
+    """(3,) the mean of the static landmarks (iBUG 17..67) on the template: the jaw curves run towards it."""
+    template = _as_numpy(head.v_template).astype(np.float64)
+    faces = _as_numpy(head.faces)
+    corners = template[faces[_as_numpy(head.static_lmk_faces)]]
+    return np.einsum("lkc,lk->lc", corners, _as_numpy(head.static_lmk_bary).astype(np.float64)).mean(axis=0)
+
+
 class CameraContour:
-    """Per-sample dynamic-contour rows from head pose + camera, and the re-evaluated contour points."""
+    """Per-sample contour landmarks from the posed mesh and the camera (see the module docstring)."""
 
     def __init__(self, head: HeadModel):
-        weights = _as_numpy(head.lbs_weights)
-        joint = NECK_JOINT if weights.shape[1] > NECK_JOINT else 0
-        template = _as_numpy(head.v_template)
-        ids = np.flatnonzero(weights[:, joint] >= RIGID_WEIGHT)
-        if ids.size < 6:  # a head without a clear rigid part: fit on everything
-            ids = np.arange(weights.shape[0])
-        # the back half (the face looks to +z): expressions and most identity asymmetries live on
-        # the face and would tilt the fit
-        ids = ids[template[ids, 2] <= np.median(template[ids, 2])]
-        if ids.size > MAX_FIT_VERTICES:
-            ids = ids[np.linspace(0, ids.size - 1, MAX_FIT_VERTICES).round().astype(np.int64)]
-        self.fit_ids = torch.as_tensor(ids, dtype=torch.int64)
-        rest = torch.as_tensor(template[ids], dtype=torch.float64)
-        self.rest_mean = rest.mean(dim=0)
-        self.rest_centred = rest - self.rest_mean  # (N, 3)
-        self.faces = torch.as_tensor(_as_numpy(head.faces), dtype=torch.int64)
-        # the dynamic table: (79, 17) faces and (79, 17, 3) barycentrics
-        self.table_faces = torch.as_tensor(_as_numpy(head.dynamic_lmk_faces), dtype=torch.int64)
-        self.table_bary = torch.as_tensor(_as_numpy(head.dynamic_lmk_bary), dtype=torch.float64)
+        template = _as_numpy(head.v_template).astype(np.float64)
+        faces = _as_numpy(head.faces)
+        frontal = 0  # the dynamic table's yaw-0 row: the head's frontal contour
+        anchors = densify(template, faces, _as_numpy(head.dynamic_lmk_faces)[frontal],
+                          _as_numpy(head.dynamic_lmk_bary)[frontal].astype(np.float64), CURVES_PER_GAP)
+        region = face_labels(_as_numpy(head.uv_label_map), _as_numpy(head.uv_coords), _as_numpy(head.uv_faces))
+        self.curves = build_jaw_curves(template, faces, *anchors, face_centre(head), region)
+        self.outline = JawOutline(self.curves, faces)
+        self.faces = torch.as_tensor(faces, dtype=torch.int64)
 
-    def _to(self, device: torch.device) -> None:
-        if self.faces.device != device:
-            for name in ("fit_ids", "rest_mean", "rest_centred", "faces", "table_faces", "table_bary"):
-                setattr(self, name, getattr(self, name).to(device))
+    def outline_points(self, vertices: torch.Tensor, camera_centre: torch.Tensor, visible: Visibility | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, D, 3) float64: the outline point of every jaw curve (``CURVES_PER_GAP`` per gap between
+        two jaw points, D = 16 * CURVES_PER_GAP + 1) for cameras at ``camera_centre`` (B, 3, head
+        space), and (B, D) bool: whether the image shows that curve anywhere."""
+        faces, bary, found = self.outline.choose(vertices, camera_centre, visible)
+        pts = vertices_to_landmarks(vertices.to(torch.float64), self.faces.to(vertices.device), faces, bary)
+        return pts, found
 
-    def head_pose(self, vertices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rigid head pose ``(R (B, 3, 3), t (B, 3))`` with ``posed ~ R rest + t`` (float64)."""
-        self._to(vertices.device)
-        posed = vertices[:, self.fit_ids].to(torch.float64)  # (B, N, 3)
-        mean = posed.mean(dim=1)
-        cov = torch.einsum("ni,bnj->bij", self.rest_centred, posed - mean[:, None])  # sum rest^T posed
-        u, _, vh = torch.linalg.svd(cov)
-        v = vh.transpose(1, 2)
-        det = torch.det(v @ u.transpose(1, 2))
-        fix = torch.ones_like(u[:, 0])
-        fix[:, 2] = torch.sign(det)
-        rot = v @ torch.diag_embed(fix) @ u.transpose(1, 2)
-        t = mean - (rot @ self.rest_mean[:, None]).squeeze(-1)
-        return rot, t
-
-    def table_yaw(self, vertices: torch.Tensor, camera_centre: torch.Tensor) -> torch.Tensor:
-        """(B,) degrees ``atan2(d_x, d_z)``: the dynamic table's yaw (negated effective head yaw).
-
-        ``camera_centre`` (B, 3) is the camera centre in head-model space.
-        """
-        rot, t = self.head_pose(vertices)
-        d = (rot.transpose(1, 2) @ (camera_centre.to(torch.float64) - t)[..., None]).squeeze(-1)
-        return torch.rad2deg(torch.atan2(d[:, 0], d[:, 2]))
-
-    def rows(self, vertices: torch.Tensor, camera_centre: torch.Tensor) -> torch.Tensor:
-        """(B,) long rows of the 79-row dynamic table for each sample's own camera."""
-        return dynamic_contour_rows(self.table_yaw(vertices, camera_centre))
+    def contour(self, vertices: torch.Tensor, head_to_world: torch.Tensor, camera: torch.Tensor,
+                visible: Visibility | None = None) -> torch.Tensor:
+        """(B, 17, 3) float64 jaw points: the outline traced on all curves, then points 0, 8 and 16
+        on their own curves and the others spread evenly along the trace in the image between them
+        (2D annotators space these semi-landmarks evenly; docs/conventions.md). A curve the image
+        shows nowhere (a jaw hidden behind the lips) enters the trace at its anchor, hidden."""
+        pts, _ = self.outline_points(vertices, camera_centre_in_head(camera, head_to_world), visible)
+        _, _, uv = head_points_to_screen(pts, head_to_world, camera, 1)  # normalised image coordinates
+        half = CHIN * CURVES_PER_GAP
+        right = _spread(pts[:, : half + 1], uv[:, : half + 1, :2], CHIN)
+        left = _spread(pts[:, half:], uv[:, half:, :2], NUM_CONTOUR_LANDMARKS - 1 - CHIN)
+        return torch.cat([right, left[:, 1:]], dim=1)
 
     def apply(self, vertices: torch.Tensor, landmarks: torch.Tensor, head_to_world: torch.Tensor,
-              camera: torch.Tensor) -> torch.Tensor:
+              camera: torch.Tensor, visible: Visibility | None = None) -> torch.Tensor:
         """(B, 68, 3) ``landmarks`` with the 17 contour points redone for each sample's camera.
 
         ``vertices`` (B, V, 3) and ``landmarks`` (B, 68, 3) head-model space, ``head_to_world``
-        (B, 4, 4) the transform the camera label (B, 25) is expressed against.
+        (B, 4, 4) the transform the camera label (B, 25) is expressed against; ``visible`` the
+        rendered mesh's visibility test (``sfray.geometry.visibility``), which the annotator and
+        the procedural renderer's ground truth both pass, so they choose the same points.
         """
-        rows = self.rows(vertices, camera_centre_in_head(camera, head_to_world))
-        jaw = self.landmarks(vertices, rows).to(landmarks.dtype)
+        if landmarks.shape[1] != NUM_LANDMARKS:
+            raise ValueError(f"expected (B, {NUM_LANDMARKS}, 3) landmarks, got {tuple(landmarks.shape)}")
+        jaw = self.contour(vertices, head_to_world, camera, visible).to(landmarks.dtype)
         return torch.cat([jaw, landmarks[:, NUM_CONTOUR_LANDMARKS:]], dim=1)
 
-    def landmarks(self, vertices: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """(B, 17, 3) contour points of ``rows`` on ``vertices`` (B, V, 3), in the vertices' dtype."""
-        self._to(vertices.device)
-        rows = rows.to(vertices.device)
-        return vertices_to_landmarks(vertices, self.faces, self.table_faces[rows], self.table_bary[rows])
+
+def _spread(points: torch.Tensor, image: torch.Tensor, gaps: int) -> torch.Tensor:
+    """``gaps + 1`` points (B, gaps + 1, 3) evenly spaced by image arc length along the polyline of
+    ``points`` (B, N, 3) whose image positions are ``image`` (B, N, 2); both ends kept."""
+    step = (image[:, 1:] - image[:, :-1]).norm(dim=-1)  # (B, N - 1)
+    arc = torch.cat([torch.zeros_like(step[:, :1]), step.cumsum(dim=1)], dim=1)  # (B, N)
+    target = arc[:, -1:] * torch.linspace(0.0, 1.0, gaps + 1, dtype=arc.dtype, device=arc.device)[None]
+    seg = (torch.searchsorted(arc.contiguous(), target.contiguous(), right=True) - 1).clamp(0, arc.shape[1] - 2)
+    lo, hi = torch.gather(arc, 1, seg), torch.gather(arc, 1, seg + 1)
+    w = ((target - lo) / (hi - lo).clamp_min(1e-12)).clamp(0.0, 1.0)[..., None]
+    a = torch.gather(points, 1, seg[..., None].expand(-1, -1, 3))
+    b = torch.gather(points, 1, (seg + 1)[..., None].expand(-1, -1, 3))
+    # between two traced points far apart the outline jumps (from the cheek to the lips that hide
+    # the jaw, say): take the nearer one instead of a point in the air between them
+    jump = (b - a).norm(dim=-1, keepdim=True) > MAX_BLEND
+    w = torch.where(jump, w.round(), w)
+    return a + w * (b - a)

@@ -198,13 +198,15 @@ def test_points_outside_the_image_are_invisible():
 
 
 def test_alignment_map_moves_annotation():
-    """A world translation in the alignment map shifts 2D landmarks by the pinhole amount."""
+    """A world translation in the alignment map shifts 2D landmarks by the pinhole amount (with the
+    head's own contour: the camera contour would rightly slide, as the head is seen a little turned)."""
     specs = make_specs(camera_labels(torch.zeros(1), torch.zeros(1)))
     out = mesh_output(specs, RES)
-    base = Annotator(procedural_head(), RES, AnnotateConfig()).annotate(out)
+    cfg = AnnotateConfig(contour="head")
+    base = Annotator(procedural_head(), RES, cfg).annotate(out)
     shift = torch.eye(4, dtype=torch.float64)
     shift[0, 3] = 0.02  # world +x: the subject's left, i.e. image right for the frontal camera
-    moved = Annotator(procedural_head(), RES, AnnotateConfig(), AlignmentMap(shift)).annotate(out)
+    moved = Annotator(procedural_head(), RES, cfg, AlignmentMap(shift)).annotate(out)
     focal = float(specs.camera[0, 16])
     expected_dx = focal * RES * 0.02 / base.landmarks_3d[0, :, 2]
     torch.testing.assert_close(moved.landmarks_2d[0, :, 0] - base.landmarks_2d[0, :, 0], expected_dx,

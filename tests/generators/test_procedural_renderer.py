@@ -120,15 +120,15 @@ def test_render_agrees_with_annotation_without_hair():
 
 def test_ground_truth_jaw_contour_follows_the_render_camera():
     """The rendered landmarks use the default ``annotate.contour=camera`` choice: the 51 static
-    points are the head's own, the jaw points those of the row the camera sees."""
+    points are the head's own, the jaw points follow the outline the camera sees."""
     specs = _specs()  # cameras at -0.5, 0, +0.5 rad
     out = _gen(hair_cap_prob=0.0).generate(specs)
     truth = out.extras[Extra.LANDMARKS_2D_RENDERED]
     head_mode = Annotator(procedural_head(), RES, AnnotateConfig(contour="head")).annotate(out)
     torch.testing.assert_close(truth[:, 17:], head_mode.landmarks_2d[:, 17:], atol=1e-3, rtol=0)
     moved = (truth[:, :17] - head_mode.landmarks_2d[:, :17]).norm(dim=-1).amax(dim=1)
-    assert float(moved[1]) < 1e-3  # frontal: the head's row is the camera's row
-    assert float(moved[0]) > 0.5 and float(moved[2]) > 0.5  # turned: the far side moved
+    # frontal: the head's frontal row, only spread evenly along it; turned: the far side moved
+    assert float(moved[1]) < 2.5 < float(moved[0]) and float(moved[2]) > 2.5, moved
 
 
 def test_hair_cap_adds_geometry_only_to_the_image():

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from sfray.config.schema import ProceduralGeneratorConfig
-from sfray.conventions import NUM_SEG_CLASSES, POSE_DIM, SEG_ID, Extra
+from sfray.conventions import NUM_SEG_CLASSES, POSE_DIM, SEG_ID, VISIBILITY_TOLERANCE, Extra
 from sfray.generators.base import GeneratorOutput, SampleSpecs
 from sfray.generators.procedural.background import make_background
 from sfray.generators.procedural.hair import HairShell
@@ -41,7 +41,8 @@ from sfray.geometry.projection import to_screen_perspective
 from sfray.geometry.rasterizer import rasterize
 from sfray.geometry.transform import head_to_world_matrix, similarity_matrix, transform_points
 from sfray.geometry.uv_labels import face_labels, uv_to_grid
-from sfray.head.contour import CameraContour
+from sfray.geometry.visibility import render_visibility
+from sfray.head.contour import CONTOUR_TOLERANCE_SHARE, CameraContour
 from sfray.head.layer import HeadModel
 
 IDENTITY = "procedural-v1"
@@ -150,6 +151,9 @@ class ProceduralGenerator:
         for i in range(b):
             color[i] = self._shade_one(i, frags, vattr[i], apps[i], seeds[i])
         cover = (frags.face_index >= 0).float()[:, None]
+        drawn = self.region_all[frags.face_index.clamp_min(0)]
+        hair = (cover[:, 0] > 0) & (drawn == SEG_ID["scalp"])  # scalp skin and the cap over it
+        hair_d = F.avg_pool2d(hair.float()[:, None], ss)[:, 0] if ss > 1 else hair.float()
         if ss > 1:
             color, cover_d = F.avg_pool2d(color * cover, ss), F.avg_pool2d(cover, ss)
             zsum = F.avg_pool2d(torch.where(cover > 0, frags.zbuf[:, None], torch.zeros_like(cover)), ss)
@@ -165,7 +169,12 @@ class ProceduralGenerator:
             image[i] = color[i] + (1.0 - cover_d[i]) * bg.to(self.device) + grain.to(self.device)
         image_u8 = (image.clamp(0.0, 1.0) * 255.0 + 0.5).floor().to(torch.uint8)
 
-        truth = self.contour.apply(head_out.vertices, head_out.landmarks, render_to_world, specs.camera)
+        # the mesh as the annotator renders it (no hair cap), drawn where the renderer drew it; the
+        # transform rounded as GeneratorOutput carries it, so an aligned annotator chooses alike
+        drawn = render_to_world.float().double()
+        seen = render_visibility(head_out.vertices, self.faces, drawn, specs.camera, res,
+                                 tolerance=CONTOUR_TOLERANCE_SHARE * VISIBILITY_TOLERANCE)
+        truth = self.contour.apply(head_out.vertices, head_out.landmarks, drawn, specs.camera, seen)
         lm_cam = world_to_camera(transform_points(render_to_world, truth.double()), c2w)
         lm_pix = to_screen_perspective(lm_cam, k, res)[..., :2].float()
         return GeneratorOutput(
@@ -173,7 +182,8 @@ class ProceduralGenerator:
             head_vertices=head_out.vertices, head_landmarks=head_out.landmarks,
             head_landmarks_fixed=head_out.landmarks_fixed, mesh_to_world=mesh_to_world.float(),
             camera=specs.camera,
-            extras={Extra.RENDER_TO_WORLD: render_to_world.float(), Extra.LANDMARKS_2D_RENDERED: lm_pix},
+            extras={Extra.RENDER_TO_WORLD: render_to_world.float(), Extra.LANDMARKS_2D_RENDERED: lm_pix,
+                    Extra.HAIR_MASK: hair_d.float()},
         )
 
     def _shade_one(self, i: int, frags, vattr: torch.Tensor, app, seed: int) -> torch.Tensor:
