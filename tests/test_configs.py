@@ -125,6 +125,7 @@ def test_a_saved_config_in_the_old_layout_migrates(tmp_path):
     ("sampling.strategy=halton", "SAMPLING_STRATEGIES"),
     ("annotate.raster_backend=opengl", "RASTER_BACKENDS"),
     ("camera.preset=wide", "CAMERA_PRESETS"), ("generate.image_format=gif", "IMAGE_FORMATS"),
+    ("camera.conditioning=side", "CONDITIONING_CAMERAS"),
     ("generator.procedural.background=[sky]", "BACKGROUNDS"), ("quality.policy=purge", "QUALITY_POLICIES"),
 ])
 def test_bad_names_are_reported_with_the_registry_names(override, registry):

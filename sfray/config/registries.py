@@ -29,6 +29,10 @@ SAMPLING_STRATEGIES: Registry[Any] = Registry("sampling.strategy", "sampling str
                                               ("gaussian", "uniform", "truncated", "sobol", "diverse"))
 #: ``camera.preset``: pinned ranges (sfray.geometry.camera_sampling); ``custom`` uses the config's.
 CAMERA_PRESETS: Registry[Any] = Registry("camera.preset", "camera preset", ("paper", "release", "custom"))
+#: ``camera.conditioning``: the camera label Next3D's mapping network is conditioned on
+#: (frontal: Next3D's scripts, one identity across views; render: the sample's own camera, as the
+#: SynthForge release does; docs/synthforge.md).
+CONDITIONING_CAMERAS: Registry[Any] = Registry("camera.conditioning", "conditioning camera", ("frontal", "render"))
 #: ``annotate.raster_backend``: rasterize functions (sfray.geometry.raster_backends).
 RASTER_BACKENDS: Registry[Any] = Registry("annotate.raster_backend", "raster backend", ("torch", "pytorch3d"))
 #: ``annotate.contour``: camera (follows the sample's camera) | head (the head model's own choice).
@@ -49,6 +53,6 @@ IMAGE_FORMATS: Registry[Any] = Registry("generate.image_format", "image format",
 
 ALL: tuple[Registry[Any], ...] = (
     HEAD_KINDS, HEAD_DTYPES, GENERATOR_KINDS, PRECISIONS, BACKGROUNDS, SAMPLING_STRATEGIES, CAMERA_PRESETS,
-    RASTER_BACKENDS, CONTOUR_MODES, ALIGN_MODELS, ROBUST_LOSSES, LANDMARK_SOURCES, QUALITY_POLICIES,
-    QUALITY_PRESETS, IMAGE_FORMATS,
+    CONDITIONING_CAMERAS, RASTER_BACKENDS, CONTOUR_MODES, ALIGN_MODELS, ROBUST_LOSSES, LANDMARK_SOURCES,
+    QUALITY_POLICIES, QUALITY_PRESETS, IMAGE_FORMATS,
 )

@@ -63,10 +63,14 @@ class CameraConfig:
     fov_range: list[float] = field(default_factory=lambda: [18.0, 24.0])  # EG3D "fov" degrees
     radius: float = DEFAULT_CAMERA_RADIUS
     pivot: list[float] = field(default_factory=lambda: list(DEFAULT_CAMERA_PIVOT))
-    cond_fov: float = 18.837  # conditioning camera (frontal) for the generator's mapping network
+    # the camera label the generator's mapping network is conditioned on: frontal (at cond_fov) or
+    # render (each sample's own camera, the SynthForge release); registries.CONDITIONING_CAMERAS
+    conditioning: str = "frontal"
+    cond_fov: float = 18.837  # the frontal conditioning camera's EG3D "fov"
 
     def validate(self) -> None:
         reg.CAMERA_PRESETS.check(self.preset)
+        reg.CONDITIONING_CAMERAS.check(self.conditioning)
         for k in ("yaw_range", "pitch_range", "fov_range"):
             _check_range(f"camera.{k}", getattr(self, k))
         _check(0 < self.fov_range[0] and self.fov_range[1] < 120, "camera.fov_range", "degrees in (0, 120)")

@@ -7,7 +7,8 @@ The chosen strategy (:mod:`sfray.sampling.strategies`) draws parameters and unit
 module maps the variates into the configured ranges, so every strategy obeys the same limits:
 - pose (B, 15) axis-angle from :func:`sfray.sampling.pose.pose_from_unit`;
 - camera (B, 25) from ``camera_labels_from_uniform`` (yaw, pitch, fov quantiles of ``camera``);
-- cond_camera (B, 25) the frontal camera at ``camera.cond_fov`` (Next3D's mapping input).
+- cond_camera (B, 25) Next3D's mapping input, per ``camera.conditioning``: the frontal camera at
+  ``camera.cond_fov`` (``frontal``) or the rendering camera itself (``render``; docs/synthforge.md).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
+from sfray.config.registries import CONDITIONING_CAMERAS
 from sfray.config.schema import CameraConfig, SamplingConfig
 from sfray.conventions import CAMERA_LABEL_DIM
 from sfray.geometry.camera import frontal_camera_label
@@ -77,8 +79,12 @@ def make_specs(
     cam = torch.zeros(0, CAMERA_LABEL_DIM)  # an empty batch (a fully resumed unit) needs no geometry
     if len(ids):
         cam = f32(camera_labels_from_uniform(draw.camera_u, camera)).reshape(len(ids), CAMERA_LABEL_DIM)
-    cond = f32(frontal_camera_label(camera.cond_fov, camera.radius, camera.pivot))
-    cond = cond.reshape(1, CAMERA_LABEL_DIM)
+    CONDITIONING_CAMERAS.check(camera.conditioning)
+    if camera.conditioning == "render":
+        cond = cam.clone()
+    else:
+        cond = f32(frontal_camera_label(camera.cond_fov, camera.radius, camera.pivot))
+        cond = cond.reshape(1, CAMERA_LABEL_DIM).expand(len(ids), -1).clone()
     return SampleSpecs(
         sample_id=torch.as_tensor(ids, dtype=torch.int64),
         seed=torch.as_tensor(sample_seeds(ids, int(dataset_seed)), dtype=torch.int64),
@@ -87,5 +93,5 @@ def make_specs(
         expression=f32(draw.expression).reshape(len(ids), n_expression),
         pose=f32(pose_from_unit(draw.pose_u, sampling)),
         camera=cam,
-        cond_camera=cond.expand(len(ids), -1).clone(),
+        cond_camera=cond,
     )

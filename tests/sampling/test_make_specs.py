@@ -13,6 +13,7 @@ pytest.importorskip("sfray.head.layer", reason="head layer (SampleSpecs import) 
 
 from sfray.config.schema import CameraConfig, SamplingConfig  # noqa: E402
 from sfray.conventions import EG3D_FOV_DIVISOR  # noqa: E402
+from sfray.errors import ConfigError  # noqa: E402
 from sfray.sampling import STRATEGIES, make_specs  # noqa: E402
 
 KW = dict(n_shape=10, n_expression=6, latent_dim=4)
@@ -51,3 +52,19 @@ def test_zero_latent_dim_and_empty_batch():
     assert specs.latent.shape == (2, 0)
     empty = make_specs(np.zeros(0, np.int64), 1, SamplingConfig(), CameraConfig(), **KW)
     assert len(empty) == 0 and empty.camera.shape == (0, 25)
+
+
+def test_conditioning_camera_is_frontal_or_the_render_camera():
+    """``camera.conditioning``: ``frontal`` gives every sample the frontal label at ``cond_fov``,
+    ``render`` each sample its own rendering camera (the SynthForge release)."""
+    from sfray.geometry.camera import frontal_camera_label
+
+    sampling = SamplingConfig()
+    frontal = make_specs(np.arange(5), 2, sampling, CameraConfig(conditioning="frontal", cond_fov=20.0), **KW)
+    render = make_specs(np.arange(5), 2, sampling, CameraConfig(conditioning="render"), **KW)
+    expected = frontal_camera_label(20.0).float()
+    assert torch.allclose(frontal.cond_camera, expected.expand(5, -1))
+    assert torch.equal(render.cond_camera, render.camera) and torch.equal(render.camera, frontal.camera)
+    assert not torch.equal(render.cond_camera, frontal.cond_camera)
+    with pytest.raises(ConfigError, match="camera.conditioning"):
+        make_specs(np.arange(2), 0, sampling, CameraConfig(conditioning="side"), **KW)
