@@ -201,7 +201,11 @@ class Field:
     REASON = "reason"  # why flagged/dropped ('+'-joined tokens), "" when ok
     LANDMARKS_2D_FIXED = "landmarks_2d_fixed"  # float32 (68, 2) pixels, fixed 3D embedding
     LANDMARKS_3D_FIXED = "landmarks_3d_fixed"  # float32 (68, 3) camera space, fixed 3D embedding
-    DEPTH_KIND = "depth_kind"  # DepthKind value
+    DEPTH_KIND = "depth_kind"  # DepthKind value of DEPTH
+    DEPTH_SOURCE = "depth_source"  # DepthSource value of DEPTH; records without it: DepthSource.MESH
+    GENERATOR_DEPTH = "generator_depth"  # float32 (Hd, Wd), float16 on disk: the generator's own camera z
+    GENERATOR_MASK = "generator_mask"  # float32 (Hd, Wd) in [0, 1], float16 on disk: its coverage / opacity
+    GENERATOR_DEPTH_SOURCE = "generator_depth_source"  # DepthSource value of GENERATOR_DEPTH
     PUPILS_2D = "pupils_2d"  # float32 (2, 2): FaceSynthetics pupil centres, pixels
     SOURCE_SEGMENTATION = "source_segmentation"  # uint8 (H, W) label map in the source dataset's ids
     SOURCE_SCHEMA = "source_schema"  # name of the schema of SOURCE_SEGMENTATION
@@ -235,6 +239,15 @@ class DepthKind(_StrEnum):
 
     METRIC = "metric"  # camera-space z in generator world units
     RELATIVE = "relative"  # imported per-image 0..1 normalisation (no scale)
+
+
+class DepthSource(_StrEnum):
+    """Which geometry a depth map shows (``Field.DEPTH_SOURCE``, ``Field.GENERATOR_DEPTH_SOURCE``)."""
+
+    MESH = "mesh"  # z-buffer of the annotation mesh (the head that drove the generator): no hair
+    RASTER = "raster"  # z-buffer of a rasterizing generator's own geometry (procedural: head + hair cap)
+    VOLUME = "volume"  # a volume renderer's expected depth (Next3D): hair and all the density holds
+    UNKNOWN = "unknown"  # a generator that does not say
 
 
 # --------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ import torch
 
 from sfray.config.registries import CONTOUR_MODES
 from sfray.config.schema import AnnotateConfig
-from sfray.conventions import BACKGROUND_ID, Extra, Field
+from sfray.conventions import BACKGROUND_ID, DepthSource, Extra, Field
 from sfray.errors import ConfigError
 from sfray.generators.base import GeneratorOutput, SampleSpecs
 from sfray.geometry.alignment_map import AlignmentMap
@@ -164,6 +164,8 @@ def to_record_fields(annotation: Annotation, out: GeneratorOutput, specs: Sample
     """Sample ``i`` of a batch as record fields (numpy arrays keyed by ``Field``) for the encoder.
 
     The generator identity (``Field.GENERATOR``) and quality figures are added by the caller.
+    ``depth`` is the annotation mesh's z-buffer; ``generator_depth`` / ``generator_mask`` are the
+    generator's own depth and coverage at their native resolution (docs/dataset.md).
     """
     def np_(x: torch.Tensor) -> np.ndarray:
         return x[i].detach().cpu().numpy()
@@ -175,6 +177,10 @@ def to_record_fields(annotation: Annotation, out: GeneratorOutput, specs: Sample
         Field.SEGMENTATION: np_(annotation.segmentation).astype(np.uint8),
         Field.DEPTH: np_(annotation.depth).astype(np.float32),
         Field.MASK: np_(annotation.mask).astype(bool),
+        Field.DEPTH_SOURCE: DepthSource.MESH.value,
+        Field.GENERATOR_DEPTH: np_(out.depth).astype(np.float32),
+        Field.GENERATOR_MASK: np_(out.mask).astype(np.float32),
+        Field.GENERATOR_DEPTH_SOURCE: str(out.depth_source),
         Field.LANDMARKS_2D: np_(annotation.landmarks_2d).astype(np.float32),
         Field.LANDMARKS_3D: np_(annotation.landmarks_3d).astype(np.float32),
         Field.LANDMARKS_VISIBLE: np_(annotation.landmarks_visible).astype(bool),

@@ -29,13 +29,16 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from sfray.conventions import JOINT_NAMES, LANDMARK_GROUPS, DepthKind, Field, Status
+from sfray.conventions import JOINT_NAMES, LANDMARK_GROUPS, DepthKind, DepthSource, Field, Status
 from sfray.data.colors import ids_to_rgb
+from sfray.data.depth import DepthMap, depth_maps
 from sfray.data.facesynthetics import FS_SCHEMA, OURS_TO_FACESYNTHETICS
 from sfray.data.torch_dataset import SfrayDataset
 from sfray.io.atomic import atomic_path, atomic_write_text
 
 _J = {name: 3 * i for i, name in enumerate(JOINT_NAMES)}
+#: Annotation JSON key: the DepthSource of ``depth/*.png``.
+DEPTH_PNG_SOURCE = "depth_png_source"
 
 
 def _records(dataset_dir: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -69,6 +72,18 @@ def authors_depth_png(depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def release_depth(rec: dict[str, Any]) -> tuple[DepthMap | None, np.ndarray | None]:
+    """The depth map ``depth/*.png`` shows and the 8-bit image, as the release makes it: the
+    generator's own depth when the record has it, normalised over every pixel for a volume
+    renderer (the release's PNGs include hair and background) or over the coverage otherwise."""
+    maps = depth_maps(rec)
+    shown = maps.get(Field.GENERATOR_DEPTH) or maps.get(Field.DEPTH)
+    if shown is None:
+        return None, None
+    over = np.ones_like(shown.mask) if shown.source == DepthSource.VOLUME else shown.mask
+    return shown, authors_depth_png(shown.values, over)
+
+
 def _list(rec: dict[str, Any], name: str) -> list[float]:
     v = rec.get(name)
     return [] if v is None else np.asarray(v, dtype=np.float32).reshape(-1).tolist()
@@ -91,7 +106,10 @@ def _annotation(rec: dict[str, Any]) -> dict[str, Any]:
         Field.STATUS: str(rec.get(Field.STATUS, Status.OK)),
         Field.REASON: rec.get(Field.REASON, ""),
         Field.DEPTH_KIND: str(rec.get(Field.DEPTH_KIND, DepthKind.METRIC)),
+        Field.DEPTH_SOURCE: str(rec.get(Field.DEPTH_SOURCE, DepthSource.MESH)),
     }
+    if Field.GENERATOR_DEPTH in rec:
+        ann[Field.GENERATOR_DEPTH_SOURCE] = str(rec.get(Field.GENERATOR_DEPTH_SOURCE, DepthSource.UNKNOWN))
     if Field.LANDMARKS_2D in rec:
         ann["2d_kps"] = np.asarray(rec[Field.LANDMARKS_2D], dtype=np.float32).tolist()
     if Field.LANDMARKS_VISIBLE in rec:
@@ -116,14 +134,22 @@ def export_authors_layout(dataset_dir: str | Path, out_dir: str | Path) -> int:
         if Field.SEGMENTATION in rec:
             seg_rgb = ids_to_rgb(rec[Field.SEGMENTATION].astype(np.uint8))
             _png(seg_rgb, out / "seg" / f"{name}.png")
-        if Field.DEPTH in rec:
-            depth = rec[Field.DEPTH]
-            mask = rec.get(Field.MASK, depth > 0).astype(bool)
-            _png(authors_depth_png(depth, mask), out / "depth" / f"{name}.png")
+        ann = _annotation(rec)
+        shown, png = release_depth(rec)
+        if shown is not None:
+            _png(png, out / "depth" / f"{name}.png")
+            ann[DEPTH_PNG_SOURCE] = shown.source
+            arrays: dict[str, np.ndarray] = {}
+            for m in depth_maps(rec).values():
+                if m.name == Field.DEPTH:
+                    arrays.update(depth=m.values.astype(np.float16), mask=m.mask)
+                else:
+                    cover = np.asarray(rec.get(Field.GENERATOR_MASK, m.mask), dtype=np.float16)
+                    arrays.update({Field.GENERATOR_DEPTH: m.values.astype(np.float16), Field.GENERATOR_MASK: cover})
             metric = out / "depth_metric" / f"{name}.npz"
             with atomic_path(metric, durable=False) as tmp, open(tmp, "wb") as fh:
-                np.savez_compressed(fh, depth=depth.astype(np.float16), mask=mask)
-        _text(json.dumps(_annotation(rec)), out / "annotations" / f"{name}.json")
+                np.savez_compressed(fh, **arrays)
+        _text(json.dumps(ann), out / "annotations" / f"{name}.json")
         n += 1
     _text(json.dumps(index, indent=0), out / "index.json")
     return n

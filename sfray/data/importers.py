@@ -30,9 +30,18 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from sfray.conventions import BACKGROUND_ID, JOINT_NAMES, NUM_LANDMARKS, POSE_DIM, DepthKind, Field
+from sfray.conventions import (
+    BACKGROUND_ID,
+    JOINT_NAMES,
+    NUM_LANDMARKS,
+    POSE_DIM,
+    DepthKind,
+    DepthSource,
+    Field,
+)
 from sfray.data.colors import rgb_to_ids
 from sfray.data.dataset_yaml import update_dataset_yaml
+from sfray.data.export import DEPTH_PNG_SOURCE
 from sfray.data.facesynthetics import FACESYNTHETICS_TO_OURS, FS_SCHEMA, NUM_FS_LANDMARKS
 from sfray.data.manifest import Manifest, sweep
 from sfray.data.record import encode_record
@@ -129,7 +138,11 @@ def _synthforge_sample(src: Path, sid: int, image_path: Path) -> dict[str, Any]:
     depth_png = src / "depth" / f"{stem}.png"
     if metric.is_file():
         with np.load(metric) as z:
-            rec[Field.DEPTH], rec[Field.MASK] = z["depth"].astype(np.float32), z["mask"].astype(bool)
+            if "depth" in z:
+                rec[Field.DEPTH], rec[Field.MASK] = z["depth"].astype(np.float32), z["mask"].astype(bool)
+            for field in (Field.GENERATOR_DEPTH, Field.GENERATOR_MASK):
+                if field in z:
+                    rec[field] = z[field].astype(np.float32)
         rec[Field.DEPTH_KIND] = DepthKind.METRIC.value
     elif depth_png.is_file():
         d = _gray(depth_png)
@@ -141,6 +154,7 @@ def _synthforge_sample(src: Path, sid: int, image_path: Path) -> dict[str, Any]:
         else:
             rec[Field.MASK] = np.ones(d.shape, dtype=bool)
         rec[Field.DEPTH_KIND] = DepthKind.RELATIVE.value
+        rec[Field.DEPTH_SOURCE] = DepthSource.VOLUME.value  # the release's PNGs: Next3D's depth
     ann_path = src / "annotations" / f"{stem}.json"
     if ann_path.is_file():
         try:
@@ -148,6 +162,8 @@ def _synthforge_sample(src: Path, sid: int, image_path: Path) -> dict[str, Any]:
         except json.JSONDecodeError as exc:
             raise AssetError(f"{ann_path}: not valid JSON ({exc})") from exc
         rec.update(_synthforge_annotation(ann, ann_path, w, h))
+        if rec.get(Field.DEPTH_KIND) == DepthKind.RELATIVE and ann.get(DEPTH_PNG_SOURCE):
+            rec[Field.DEPTH_SOURCE] = str(ann[DEPTH_PNG_SOURCE])  # an sfray export says what it shows
     return rec
 
 
@@ -182,7 +198,8 @@ def _synthforge_annotation(ann: dict[str, Any], path: Path, width: int, height: 
         quality["fan_mean_px"] = float(ann["mse"])  # the release's "mse" is a mean distance in pixels
     if quality:
         out[Field.QUALITY] = quality
-    for field in (Field.SEED, Field.GENERATOR, Field.STATUS, Field.REASON, Field.DEPTH_KIND):
+    for field in (Field.SEED, Field.GENERATOR, Field.STATUS, Field.REASON, Field.DEPTH_KIND, Field.DEPTH_SOURCE,
+                  Field.GENERATOR_DEPTH_SOURCE):
         if field in ann and ann[field] not in (None, ""):  # sfray's extras use the record field names
             out[field] = ann[field]
     return out

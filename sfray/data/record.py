@@ -11,8 +11,9 @@ regenerated shard checksum-equal to the first attempt. Codecs:
 
 - ``png`` / ``jpeg`` / ``webp``: the image ``(3, H, W)`` uint8 (``GenerateSection.image_format``
   and ``image_quality``); segmentation ``(H, W)`` uint8 ids is always lossless PNG;
-- ``zraw``: zlib-compressed little-endian array bytes. Depth is stored as float16 (docs/conventions.md),
-  other arrays in their own dtype (landmarks, camera and FLAME parameters float32);
+- ``zraw``: zlib-compressed little-endian array bytes. Depth maps (the mesh's and the generator's)
+  and the generator's coverage are stored as float16 (docs/conventions.md), other arrays in their
+  own dtype (landmarks, camera and FLAME parameters float32);
 - ``zbits``: zlib-compressed ``np.packbits`` of a bool array (mask, landmark visibility).
 
 Scalars, strings and the quality dict live in ``meta``. Any extra ndarray key is stored with
@@ -46,11 +47,13 @@ ZLIB_LEVEL = 6
 IMAGE_FORMATS = IMAGE_FORMAT_NAMES.names()
 
 
+#: Stored as float16 (docs/conventions.md: depth), decoded to float32.
+_FLOAT16 = (Field.DEPTH, Field.GENERATOR_DEPTH, Field.GENERATOR_MASK)
 _FLOAT32 = (Field.LANDMARKS_2D, Field.LANDMARKS_3D, Field.CAMERA, Field.SHAPE, Field.EXPRESSION,
             Field.POSE, Field.LATENT, Field.PUPILS_2D)
 _BOOL = (Field.MASK, Field.LANDMARKS_VISIBLE)
 _LABEL_MAPS = (Field.SEGMENTATION, Field.SOURCE_SEGMENTATION)
-_ARRAY_FIELDS = frozenset((Field.IMAGE, Field.DEPTH) + _FLOAT32 + _BOOL + _LABEL_MAPS)
+_ARRAY_FIELDS = frozenset((Field.IMAGE,) + _FLOAT16 + _FLOAT32 + _BOOL + _LABEL_MAPS)
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -110,7 +113,7 @@ def _encode_blob(name: str, value: Any, image_format: str,
     if name in _BOOL or arr.dtype == np.bool_:
         bits = np.packbits(arr.astype(bool).reshape(-1))
         return "zbits", "|b1", list(arr.shape), zlib.compress(bits.tobytes(), ZLIB_LEVEL)
-    if name == Field.DEPTH:
+    if name in _FLOAT16:
         arr = arr.astype("<f2")
     elif name in _FLOAT32:
         arr = arr.astype("<f4")
@@ -190,7 +193,7 @@ def decode_record(data: bytes | memoryview, fields: Iterable[str] | None = None)
         if wanted is not None and name not in wanted:
             continue
         arr = _decode_blob(codec, dtype, shape, bytes(data[base + offset:base + offset + length]))
-        out[name] = arr.astype(np.float32) if name == Field.DEPTH else arr
+        out[name] = arr.astype(np.float32) if name in _FLOAT16 else arr
     return out
 
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from sfray.conventions import DepthSource
 from sfray.head.layer import HeadModel
 from sfray.sampling.specs import SampleSpecs
 
@@ -33,6 +34,7 @@ class GeneratorOutput:
     mesh_to_world: torch.Tensor  # (B, 4, 4) head-model space -> generator world (generator's own)
     camera: torch.Tensor  # (B, 25) the rendering camera label used
     extras: dict[str, Any] = field(default_factory=dict)  # generator-specific (e.g. image_raw)
+    depth_source: str = DepthSource.UNKNOWN  # what ``depth`` shows (a DepthSource value)
 
 
 @runtime_checkable

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sfray.conventions import Extra
+from sfray.conventions import DepthSource, Extra
 from sfray.errors import ConfigError
 from sfray.generators.base import GeneratorOutput, SampleSpecs
 from sfray.generators.next3d.config import Next3DConfig
@@ -125,7 +125,7 @@ class Next3DGenerator:
         return GeneratorOutput(
             image=image_u8, depth=depth, mask=out["image_weight"][:, 0].float().clamp(0, 1),
             head_vertices=verts, head_landmarks=lms, head_landmarks_fixed=head_out.landmarks_fixed.float(),
-            mesh_to_world=m2w, camera=specs.camera.float(), extras=extras)
+            mesh_to_world=m2w, camera=specs.camera.float(), extras=extras, depth_source=DepthSource.VOLUME)
 
     @staticmethod
     def _optical_axis_cosine(camera: torch.Tensor, res: int) -> torch.Tensor:

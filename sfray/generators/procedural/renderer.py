@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from sfray.config.schema import ProceduralGeneratorConfig
-from sfray.conventions import NUM_SEG_CLASSES, POSE_DIM, SEG_ID, VISIBILITY_TOLERANCE, Extra
+from sfray.conventions import NUM_SEG_CLASSES, POSE_DIM, SEG_ID, VISIBILITY_TOLERANCE, DepthSource, Extra
 from sfray.generators.base import GeneratorOutput, SampleSpecs
 from sfray.generators.procedural.background import make_background
 from sfray.generators.procedural.hair import HairShell
@@ -184,6 +184,7 @@ class ProceduralGenerator:
             camera=specs.camera,
             extras={Extra.RENDER_TO_WORLD: render_to_world.float(), Extra.LANDMARKS_2D_RENDERED: lm_pix,
                     Extra.HAIR_MASK: hair_d.float()},
+            depth_source=DepthSource.RASTER,
         )
 
     def _shade_one(self, i: int, frags, vattr: torch.Tensor, app, seed: int) -> torch.Tensor:
