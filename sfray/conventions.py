@@ -157,6 +157,11 @@ BACKGROUND_ID: Final = SEG_ID["background"]  # 19
 #: (NUM_SEG_CLASSES, 3) uint8 RGB palette indexed by class id (read-only; background black).
 SEG_PALETTE: Final = np.array([c.color for c in SEG_CLASSES], dtype=np.uint8)
 SEG_PALETTE.flags.writeable = False
+#: The face region: what the quality gate scores alignment on. Hair never covers it on the
+#: procedural head and rarely on a real one (scalp, neck and ears are where hair goes).
+FACE_REGION: Final = tuple(SEG_ID[n] for n in (
+    "face", "forehead", "eye_region", "right_eye_region", "left_eye_region", "right_eyeball", "left_eyeball",
+    "left_eyebrow", "right_eyebrow", "eye_region+forehead", "lower_lip", "upper_lip", "inner_mouth", "nose"))
 #: Label-map colours that belong to no class (unused UV area, bottom strip): read as background.
 SEG_UNUSED_COLORS: Final = (_hex("#d1823d"), _hex("#00fff1"))
 #: Class pairs swapped by a horizontal flip.

@@ -102,7 +102,7 @@ def run_align(cfg: AlignJobConfig, stream: TextIO | None = sys.stderr,
             return truth
         return None
 
-    contour = CameraContour(head) if cfg.annotate.contour == "camera" else None
+    contour = CameraContour.for_head(head) if cfg.annotate.contour == "camera" else None
 
     def contour_landmarks(out: Any) -> torch.Tensor | None:
         """The landmarks the annotator will project (its contour choice), for the landmark term."""

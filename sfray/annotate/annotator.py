@@ -89,7 +89,7 @@ class Annotator:
         uv_faces = torch.as_tensor(_as_numpy(head.uv_faces), dtype=torch.int64)
         self.face_uv = uv[uv_faces]  # (F, 3, 2) per-face-corner UVs (seams have distinct corners)
         self.label_map = torch.as_tensor(fill_unlabelled(_as_numpy(head.uv_label_map)))  # (H, W) uint8
-        self.contour = CameraContour(head) if self.cfg.contour == "camera" else None
+        self.contour = CameraContour.for_head(head) if self.cfg.contour == "camera" else None
         self._device: torch.device | None = None
 
     def _to(self, device: torch.device) -> None:

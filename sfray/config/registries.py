@@ -46,8 +46,9 @@ LANDMARK_SOURCES: Registry[Any] = Registry("align.landmarks", "landmark source",
                                            ("auto", "detector", "ground_truth", "none"))
 #: ``quality.policy``.
 QUALITY_POLICIES: Registry[Any] = Registry("quality.policy", "quality policy", ("keep", "flag", "drop"))
-#: ``quality.preset`` (null for none).
-QUALITY_PRESETS: Registry[Any] = Registry("quality.preset", "quality preset", ("authors",))
+#: ``quality.preset`` (null for none): authors (the release's detector rule), strict (drop samples
+#: whose face region disagrees in depth with the generator's; docs/alignment.md).
+QUALITY_PRESETS: Registry[Any] = Registry("quality.preset", "quality preset", ("authors", "strict"))
 #: ``generate.image_format``: encoders (sfray.data.record).
 IMAGE_FORMATS: Registry[Any] = Registry("generate.image_format", "image format", ("png", "jpeg", "webp"))
 

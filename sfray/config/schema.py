@@ -230,9 +230,12 @@ class QualityConfig:
     max_detector_px: float = 1e9  # mean landmark distance to the detector, pixels at 512
     detector: Optional[str] = None  # dotted path to a callable (uint8 images -> (B, 68, 2) or None)
     # the authors' rule as a preset, the alignment residual, faceless samples (docs/alignment.md)
-    preset: Optional[str] = None  # None | registries.QUALITY_PRESETS (authors: detector within 11 px at 512)
+    # None | registries.QUALITY_PRESETS (authors: detector within 11 px at 512; strict: face_depth)
+    preset: Optional[str] = None
     max_alignment_residual: float = 1e9  # pixels at 512: landmark shift of the per-sample refinement
     max_landmark_depth: float = 1e9  # world units: median |landmark z - generator depth there|
+    # world units: median |mesh z - generator z| on the face region both cover, hair and scalp left out
+    max_face_depth: float = 1e9
     fail_no_face: bool = True  # a configured detector finding no face fails the sample
     enabled: bool = True  # compute the quality figures at all (off: no figures, status ok)
 
@@ -243,6 +246,7 @@ class QualityConfig:
         _check(self.max_detector_px > 0, "quality.max_detector_px", "must be > 0")
         _check(self.max_alignment_residual > 0, "quality.max_alignment_residual", "must be > 0")
         _check(self.max_landmark_depth > 0, "quality.max_landmark_depth", "must be > 0")
+        _check(self.max_face_depth > 0, "quality.max_face_depth", "must be > 0")
         if self.preset is not None:
             reg.QUALITY_PRESETS.check(self.preset)
         _check(self.preset != "authors" or bool(self.detector), "quality.detector",

@@ -19,6 +19,7 @@ for FLAME with RingNet's or DECA's embedding alike.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -63,7 +64,20 @@ def face_centre(head: HeadModel) -> np.ndarray:
 
 
 class CameraContour:
-    """Per-sample contour landmarks from the posed mesh and the camera (see the module docstring)."""
+    """Per-sample contour landmarks from the posed mesh and the camera (see the module docstring).
+
+    Build one with :meth:`for_head`: the curves depend on the template only, so the annotator and
+    the generator of one head share them.
+    """
+
+    _built: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def for_head(cls, head: HeadModel) -> CameraContour:
+        """The head's contour, built once per head model."""
+        if head not in cls._built:
+            cls._built[head] = cls(head)
+        return cls._built[head]
 
     def __init__(self, head: HeadModel):
         template = _as_numpy(head.v_template).astype(np.float64)

@@ -278,7 +278,10 @@ class JawOutline:
         """Positions and unit normals (B, K, M + 1, 3) of the curve points on ``vertices`` (B, V, 3)."""
         self._to(vertices.device)
         v = vertices.to(torch.float64)
-        normals = vertex_normals(v, self.faces)
+        if v.shape[0] > 1 and vertices.stride(0) == 0:  # one mesh seen by many cameras (expanded)
+            normals = vertex_normals(v[:1], self.faces).expand_as(v)
+        else:
+            normals = vertex_normals(v, self.faces)
         corners = self.faces[self.pt_faces]  # (K, M + 1, 3)
         pos = torch.einsum("bkmcx,kmc->bkmx", v[:, corners], self.pt_bary)
         nrm = torch.einsum("bkmcx,kmc->bkmx", normals[:, corners], self.pt_bary)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from sfray.head.contour import CameraContour, face_centre
@@ -107,3 +108,29 @@ def test_densified_anchors_sit_between_their_neighbours_on_the_skin():
                                                  head.dynamic_lmk_bary[0].double().numpy()))
     step = np.linalg.norm(np.diff(p, axis=0), axis=1)
     assert step.max() < 0.012 and step.min() > 1e-4  # ordered along the jaw, no jumps (metres)
+
+
+@pytest.mark.parametrize("embedding", ["deca", "ringnet"])
+def test_camera_contour_runs_on_flame_format_heads(flame_assets, flame_files, embedding):
+    """FLAME files with DECA's or RingNet's embedding (the fixture's mesh is random, not a face:
+    this pins that the curves build from the table's yaw-0 row and give finite points per camera)."""
+    import dataclasses
+
+    from sfray.head.flame_embedding import read_landmark_embedding
+    from sfray.head.layer import HeadModel
+    from tests.annotate.annotate_helpers import camera_labels
+
+    assets = flame_assets
+    if embedding == "ringnet":
+        assets = dataclasses.replace(assets, landmarks=read_landmark_embedding(flame_files.static,
+                                                                               flame_files.dynamic, 9976))
+    head = HeadModel(assets, n_shape=10, n_expression=10, dtype=torch.float64)
+    contour = CameraContour(head)
+    assert contour.curves.faces.shape[0] == 65
+    cams = camera_labels(torch.tensor([0.0, 0.5, -0.3]), torch.tensor([0.0, -0.5, 0.4]))
+    with torch.no_grad():
+        out = head(pose=torch.zeros(3, 15))
+    to_world = torch.diag(torch.tensor([2.5, 2.5, 2.5, 1.0], dtype=torch.float64)).expand(3, 4, 4)
+    jaw = contour.apply(out.vertices, out.landmarks, to_world, cams)
+    assert jaw.shape == (3, 68, 3) and torch.isfinite(jaw).all()
+    assert torch.equal(jaw[:, 17:], out.landmarks[:, 17:])

@@ -101,7 +101,7 @@ class ProceduralGenerator:
         self.eye_dir_all = torch.cat([self.eyes.direction, torch.zeros_like(self.eyes.direction)])
         self.painter = TexturePainter(label_map, texture_size)
         self.gloss = _gloss_table()
-        self.contour = CameraContour(head)  # ground-truth jaw contour as the render camera sees it
+        self.contour = CameraContour.for_head(head)  # ground-truth jaw contour as the render camera sees it
         self._moved_to: torch.device | None = None
 
     def _rest_vertices(self) -> torch.Tensor:

@@ -224,7 +224,7 @@ _CONTOUR_TARGET_X = np.array([1.00, 0.99, 0.96, 0.905, 0.80, 0.645, 0.455, 0.24,
 _CONTOUR_TARGET_Y = np.array([0.10, 0.225, 0.37, 0.515, 0.66, 0.795, 0.91, 0.975, 1.0])
 #: Outline search along each direction: start (frontal metres from the centre), end, step, and
 #: bisection steps on the last step.
-_SEARCH = (0.02, 0.16, 0.001, 30)
+_SEARCH = (0.02, 0.16, 0.002, 24)
 #: How far (metres) a contour point may lie behind the mean depth of its neighbours.
 _DEPTH_STEP = 0.005
 
@@ -291,43 +291,44 @@ def frontal_outline(mesh: ProceduralMesh, labels: np.ndarray) -> tuple[np.ndarra
     front-most surface point there, so every point is seen by the frontal camera.
     """
     eye = frontal_eye()
-    visible = np.flatnonzero(np.isin(mesh.part[mesh.faces], (SKIN, LEFT_EAR, RIGHT_EAR)).all(axis=1))
-    vis_faces = mesh.faces[visible]
-    corner_labels = labels[vis_faces]  # (F, 3)
-    on_face = (mesh.part[vis_faces] == SKIN).all(axis=1)
+    part = mesh.part[mesh.faces]
+    corners = mesh.vertices[mesh.faces]
+    low_front = (corners[..., 1].min(axis=1) < 0.06) & (corners[..., 2].max(axis=1) > -0.09)  # the jaw's side
+    visible = np.flatnonzero(np.isin(part, (SKIN, LEFT_EAR, RIGHT_EAR)).all(axis=1) & low_front)
+    corner_labels = labels[mesh.faces[visible]]  # (F, 3)
+    on_face = (part[visible] == SKIN).all(axis=1)
     start, stop, step, bisect = _SEARCH
     ts = np.arange(start, stop, step)
+    targets = contour_targets(mesh, labels == SEG_ID["face"])
+    dirs = (targets - _CONTOUR_CENTRE) / np.linalg.norm(targets - _CONTOUR_CENTRE, axis=1, keepdims=True)
 
-    def probe(direction: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        xy = _CONTOUR_CENTRE + t[:, None] * direction
-        target = np.concatenate([xy, np.zeros((len(t), 1))], axis=1)
+    def probe(t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rays through ``_CONTOUR_CENTRE + t * dirs`` (t: (17, n)): good, faces, barycentrics."""
+        xy = _CONTOUR_CENTRE + t[..., None] * dirs[:, None, :]
+        target = np.concatenate([xy, np.zeros(xy.shape[:-1] + (1,))], axis=-1).reshape(-1, 3)
         f, b = cast_rays(mesh, eye, target - eye, visible)
         k = np.searchsorted(visible, f)
         nearest = corner_labels[k, np.argmax(b, axis=1)]
         good = (f >= 0) & on_face[k] & (nearest == SEG_ID["face"])
-        return good, f, b
+        shape = t.shape
+        return good.reshape(shape), f.reshape(shape), b.reshape(shape + (3,))
 
-    out_f, out_b = [], []
-    for target in contour_targets(mesh, labels == SEG_ID["face"]):
-        direction = (target - _CONTOUR_CENTRE) / np.linalg.norm(target - _CONTOUR_CENTRE)
-        good, f, b = probe(direction, ts)
-        if not good.any():
-            raise AssertionError(f"no face surface towards contour target {target}")
-        last = int(np.flatnonzero(good)[-1])
-        if last + 1 >= len(ts):
-            raise AssertionError(f"the face does not end towards contour target {target}")
-        lo, hi = ts[last], ts[last + 1]
-        best = (f[last], b[last])
-        for _ in range(bisect):
-            mid = 0.5 * (lo + hi)
-            g, fm, bm = probe(direction, np.array([mid]))
-            if g[0]:
-                lo, best = mid, (fm[0], bm[0])
-            else:
-                hi = mid
-        out_f.append(best[0])
-        out_b.append(best[1])
-    return np.asarray(out_f, np.int64), np.asarray(out_b)
+    good, f, b = probe(np.broadcast_to(ts, (len(dirs), len(ts))))
+    if not good.any(axis=1).all():
+        raise AssertionError("no face surface towards some contour target")
+    last = np.array([np.flatnonzero(g)[-1] for g in good])
+    if (last + 1 >= len(ts)).any():
+        raise AssertionError("the face does not end towards some contour target")
+    rows = np.arange(len(dirs))
+    lo, hi = ts[last], ts[last + 1]
+    best_f, best_b = f[rows, last].copy(), b[rows, last].copy()
+    for _ in range(bisect):
+        mid = 0.5 * (lo + hi)
+        g, fm, bm = probe(mid[:, None])
+        g, fm, bm = g[:, 0], fm[:, 0], bm[:, 0]
+        lo, hi = np.where(g, mid, lo), np.where(g, hi, mid)
+        best_f, best_b = np.where(g, fm, best_f), np.where(g[:, None], bm, best_b)
+    return best_f.astype(np.int64), best_b
 
 
 def smooth_depths(vertices: np.ndarray, faces: np.ndarray, curves: JawCurves, anchor_faces: np.ndarray,
