@@ -33,7 +33,14 @@ from sfray.conventions import LANDMARK_GROUPS, JOINT_NAMES, Field
 from sfray.data.colors import ids_to_rgb
 from sfray.data.record import DEPTH_KIND, PUPILS_2D, REASON, SOURCE_SEGMENTATION, STATUS
 from sfray.data.torch_dataset import SfrayDataset
-from sfray.data.facesynthetics import FS_SCHEMA, OURS_TO_FACESYNTHETICS, SOURCE_SCHEMA
+from sfray.data.facesynthetics import (
+    FS_LDMKS_SUFFIX,
+    FS_SCHEMA,
+    FS_SEG_SUFFIX,
+    OURS_TO_FACESYNTHETICS,
+    SOURCE_SCHEMA,
+    fs_name,
+)
 
 _J = {name: 3 * i for i, name in enumerate(JOINT_NAMES)}
 
@@ -134,19 +141,19 @@ def export_facesynthetics_layout(dataset_dir: str | Path, out_dir: str | Path, *
     index = {}
     n = 0
     for i, rec in _records(dataset_dir):
-        name = f"{i:06d}"
+        name = fs_name(i)
         index[name] = int(rec[Field.SAMPLE_ID])
         _save_image(rec[Field.IMAGE], out / f"{name}.png")
         if rec.get(SOURCE_SCHEMA) == FS_SCHEMA and SOURCE_SEGMENTATION in rec:
             seg = rec[SOURCE_SEGMENTATION].astype(np.uint8)
         else:
             seg = OURS_TO_FACESYNTHETICS[rec[Field.SEGMENTATION].astype(np.int64)]
-        Image.fromarray(seg).save(out / f"{name}_seg.png")
+        Image.fromarray(seg).save(out / f"{name}{FS_SEG_SUFFIX}")
         if Field.LANDMARKS_2D in rec:
             pts = np.asarray(rec[Field.LANDMARKS_2D], dtype=np.float32)
             if num_landmarks == 70:
                 pts = np.concatenate([pts, _pupils(rec)])
-            (out / f"{name}_ldmks.txt").write_text("".join(f"{x!r} {y!r}\n" for x, y in pts.tolist()))
+            (out / f"{name}{FS_LDMKS_SUFFIX}").write_text("".join(f"{x!r} {y!r}\n" for x, y in pts.tolist()))
         n += 1
     (out / "index.json").write_text(json.dumps(index, indent=0))
     return n
