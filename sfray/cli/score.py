@@ -73,18 +73,9 @@ def _score(args: argparse.Namespace) -> int:
 
         write_score_report(args.report, reader, args.predictions, report, method=args.method)
     if args.json:
-        print(json.dumps(_clean(report.as_dict()), indent=2))
+        from sfray.evaluate.report import json_safe
+
+        print(json.dumps(json_safe(report.as_dict()), indent=2))
     else:
         print(format_scores(report))
     return 0
-
-
-def _clean(obj):
-    """NaN -> None so the JSON is standard (a class absent from the split has no F1)."""
-    if isinstance(obj, float):
-        return None if math.isnan(obj) else obj
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj

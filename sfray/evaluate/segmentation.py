@@ -26,6 +26,7 @@ class ConfusionMatrix:
         self.ignore_index = ignore_index
         self._metric = MulticlassConfusionMatrix(self.num_classes, ignore_index=ignore_index)
         self._added = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
+        self._updated = False
 
     def update(self, pred, target) -> None:
         """Add label maps ``pred`` and ``target`` (same shape, integer class ids)."""
@@ -34,6 +35,7 @@ class ConfusionMatrix:
         if p.shape != t.shape:
             raise ValueError(f"prediction {tuple(p.shape)} and ground truth {tuple(t.shape)} differ in shape")
         self._metric.update(p.reshape(-1).long().cpu(), t.reshape(-1).long().cpu())
+        self._updated = True
 
     def add_matrix(self, matrix: np.ndarray) -> None:
         """Add a (C, C) count matrix accumulated elsewhere (e.g. one image's, cached for reuse)."""
@@ -44,6 +46,8 @@ class ConfusionMatrix:
 
     @property
     def matrix(self) -> np.ndarray:
+        if not self._updated:
+            return self._added.copy()
         return self._metric.compute().cpu().numpy().astype(np.int64) + self._added
 
     def f1(self) -> np.ndarray:
@@ -80,4 +84,5 @@ def f1_summary(cm: ConfusionMatrix, class_names: Sequence[str], background_id: i
     return {"f1": {class_names[c]: (None if np.isnan(f1[c]) else float(f1[c])) for c in range(cm.num_classes)},
             "mean_f1": cm.mean_f1(exclude=[background_id]),
             "mean_over": [class_names[c] for c in fg if not np.isnan(f1[c])],
+            "background": class_names[background_id],
             "pixels": int(cm.matrix.sum())}

@@ -1,7 +1,7 @@
 """Pictures for humans: landmark and segmentation overlays, depth maps, contact sheets (PIL/numpy)."""
 
 from sfray.viz.overlay import colorize_depth, colorize_segmentation, draw_landmarks, overlay_segmentation
-from sfray.viz.sheet import contact_sheet, to_hwc
+from sfray.viz.sheet import contact_sheet, titled_grid, to_hwc
 
 __all__ = ["colorize_depth", "colorize_segmentation", "contact_sheet", "draw_landmarks",
-           "overlay_segmentation", "to_hwc"]
+           "overlay_segmentation", "titled_grid", "to_hwc"]
