@@ -68,7 +68,7 @@ class CropTransform:
 
     def warp_image(self, image: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 -> (h, w, 3) uint8 crop, bilinear, black outside the source."""
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+        x = torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1)[None]
         out = _warp(x, self.matrix, self.size, "bilinear")[0].permute(1, 2, 0)
         return out.round().clamp(0, 255).to(torch.uint8).numpy()
 

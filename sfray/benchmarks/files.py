@@ -48,10 +48,26 @@ def child(folder: Path, name: str) -> Path | None:
     return None
 
 
-def files_by_stem(folder: Path, suffixes: Iterable[str]) -> dict[str, list[Path]]:
+class StemIndex(dict):
+    """``stem -> [paths]`` whose :meth:`find` falls back to a case-insensitive stem match."""
+
+    def find(self, stem: str) -> list[Path] | None:
+        hit = self.get(stem)
+        if hit is None:
+            if not hasattr(self, "_folded"):
+                self._folded: dict[str, list[Path]] = {}
+                for k, v in self.items():
+                    self._folded.setdefault(k.casefold(), []).extend(v)
+            hit = self._folded.get(stem.casefold())
+        return hit
+
+
+def files_by_stem(folder: Path | None, suffixes: Iterable[str]) -> StemIndex:
     """Files of ``folder`` (not recursive) whose suffix is in ``suffixes`` (any case), by stem."""
     wanted = {s.lower() for s in suffixes}
-    out: dict[str, list[Path]] = {}
+    out = StemIndex()
+    if folder is None:
+        return out
     if not folder.is_dir():
         return out
     for p in sorted(folder.iterdir()):

@@ -24,6 +24,7 @@ from sfray.benchmarks.crop import CropTransform, label_box_crop, landmark_box_cr
 from sfray.benchmarks.files import (
     IMAGE_SUFFIXES,
     FileProblem,
+    StemIndex,
     child,
     files_by_stem,
     parse_floats,
@@ -76,12 +77,12 @@ def lapa_split_entries(lapa_root: Path, key_root: Path, split: str, names: list[
     if folder is None or not folder.is_dir():
         return entries, problems
     sub = {d: child(folder, d) for d in (IMAGES_DIR, LABELS_DIR, LANDMARKS_DIR)}
-    images = files_by_stem(sub[IMAGES_DIR], IMAGE_SUFFIXES) if sub[IMAGES_DIR] else {}
-    labels = files_by_stem(sub[LABELS_DIR], (LABEL_SUFFIX,)) if sub[LABELS_DIR] else {}
-    marks = files_by_stem(sub[LANDMARKS_DIR], (LANDMARK_SUFFIX,)) if sub[LANDMARKS_DIR] else {}
+    images = files_by_stem(sub[IMAGES_DIR], IMAGE_SUFFIXES)
+    labels = files_by_stem(sub[LABELS_DIR], (LABEL_SUFFIX,))
+    marks = files_by_stem(sub[LANDMARKS_DIR], (LANDMARK_SUFFIX,))
     wanted = names if names is not None else sorted(images)
     for stem in wanted:
-        paths = images.get(stem)
+        paths = images.find(stem)
         if not paths:
             if names is not None:  # listed by LaPa-D but absent
                 expected = (sub[IMAGES_DIR] or folder / IMAGES_DIR) / f"{stem}.jpg"
@@ -90,8 +91,8 @@ def lapa_split_entries(lapa_root: Path, key_root: Path, split: str, names: list[
         if len(paths) > 1:
             problems.append(Problem(relative(paths[1], key_root), ProblemKind.DUPLICATE,
                                     f"same stem as {paths[0].name}; using {paths[0].name}"))
-        lab = labels.get(stem, [None])[0]
-        ldm = marks.get(stem, [None])[0]
+        lab = (labels.find(stem) or [None])[0]
+        ldm = (marks.find(stem) or [None])[0]
         key = relative(paths[0], key_root)
         if lab is None:
             problems.append(Problem(key, ProblemKind.MISSING_LABELS, f"no {LABELS_DIR}/{stem}{LABEL_SUFFIX}"))
@@ -101,7 +102,7 @@ def lapa_split_entries(lapa_root: Path, key_root: Path, split: str, names: list[
     if names is None:
         for kind, table in ((LABELS_DIR, labels), (LANDMARKS_DIR, marks)):
             for stem, paths in table.items():
-                if stem not in images:
+                if images.find(stem) is None:
                     problems.append(Problem(relative(paths[0], key_root), ProblemKind.MISSING_IMAGE,
                                             f"{kind} file without images/{stem}.jpg"))
     return entries, problems
@@ -200,16 +201,16 @@ class LaPaDReader(LaPaReader):
             depths = self._depth_files(depth_dir, split)
             for entry in e:
                 stem = Path(entry.key).stem
-                entry.depth = depths.get(stem, [None])[0]
+                entry.depth = (depths.find(stem) or [None])[0]
                 if entry.depth is None:
                     problems.append(Problem(entry.key, ProblemKind.MISSING_DEPTH,
                                             f"no {DEPTH_DIR}/{stem}{DEPTH_SUFFIX}"))
             entries += e
         return entries, problems, notes
 
-    def _depth_files(self, depth_dir: Path | None, split: str) -> dict[str, list[Path]]:
+    def _depth_files(self, depth_dir: Path | None, split: str) -> StemIndex:
         """Depth PNGs by stem: ``ROOT/depth/`` (documented), else ``ROOT/{split}/depth/``."""
-        found: dict[str, list[Path]] = {}
+        found = StemIndex()
         split_dir = child(self.root, split)
         for folder in (child(split_dir, DEPTH_DIR) if split_dir else None, depth_dir):
             if folder is not None and folder.is_dir():

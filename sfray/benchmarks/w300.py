@@ -109,13 +109,13 @@ class W300Reader(BenchmarkReader):
                 if len(paths) > 1:
                     problems.append(Problem(relative(paths[1], self.root), ProblemKind.DUPLICATE,
                                             f"same stem as {paths[0].name}; using {paths[0].name}"))
-                ann = pts.get(stem, [None])[0]
+                ann = (pts.find(stem) or [None])[0]
                 if ann is None:
                     problems.append(Problem(relative(paths[0], self.root), ProblemKind.MISSING_LANDMARKS,
                                             f"no {stem}{PTS_SUFFIX}"))
                 entries.append(Entry(relative(paths[0], self.root), paths[0], splits, landmarks=ann))
             for stem, paths in pts.items():
-                if stem not in images:
+                if images.find(stem) is None:
                     problems.append(Problem(relative(paths[0], self.root), ProblemKind.MISSING_IMAGE,
                                             f"no image {stem}.jpg/.png"))
         if not found:

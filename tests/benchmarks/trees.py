@@ -54,6 +54,7 @@ def make_300w(root: Path) -> dict:
         ("helen/trainset", "h1", ".png", {"messy": True}),
         ("helen/testset", "t1", ".jpg", {}),
         ("helen/testset", "t2", ".JPG", {}),
+        ("helen/testset", "U3", ".jpg", {}),  # its .pts is written lower-case: u3.pts
         ("lfpw/testset", "l1", ".jpg", {}),
         ("ibug", "image_092 _01", ".jpg", {"crlf": True}),
         ("ibug", "trunc", ".jpg", {}),
@@ -63,7 +64,7 @@ def make_300w(root: Path) -> dict:
         pts = face68(i)
         points[f"{folder}/{stem}{suffix}"] = pts
         text = pts_text(pts, **opts)
-        (root / folder / f"{stem}.pts").write_bytes(text.encode())
+        (root / folder / f"{stem.lower() if stem == 'U3' else stem}.pts").write_bytes(text.encode())
     # l1: one point line missing while the header still says 68
     (root / "lfpw/testset/l1.pts").write_text(pts_text(points["lfpw/testset/l1.jpg"][:67], n_points=68))
     truncate(root / "ibug/trunc.jpg")
@@ -73,7 +74,7 @@ def make_300w(root: Path) -> dict:
         "points": points,
         "problems": {("wrong_point_count", "lfpw/testset/l1.pts"), ("truncated_image", "ibug/trunc.jpg"),
                      ("missing_image", "ibug/orphan.pts"), ("missing_landmarks", "lfpw/trainset/nolm.jpg")},
-        "counts": {"train": (3, 2), "common": (3, 2), "challenge": (2, 1), "full": (5, 3), "private": (0, 0)},
+        "counts": {"train": (3, 2), "common": (4, 3), "challenge": (2, 1), "full": (6, 4), "private": (0, 0)},
     }
 
 

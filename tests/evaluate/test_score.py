@@ -40,7 +40,8 @@ def _w300_predictions(root: Path, out: Path, offset=(0.0, 0.0)) -> dict[str, np.
 
     pts = {}
     for p in sorted(root.rglob("*.pts")):
-        img = next((q for q in p.parent.iterdir() if q.stem == p.stem and q.suffix.lower() in (".jpg", ".png")), None)
+        img = next((q for q in p.parent.iterdir()
+                    if q.stem.lower() == p.stem.lower() and q.suffix.lower() in (".jpg", ".png")), None)
         if img is None:
             continue
         try:
@@ -59,7 +60,7 @@ def test_score_300w_ground_truth_is_zero_and_offset_is_closed_form(tmp_path):
     assert proc.returncode == 0, proc.stderr
     res = json.loads(proc.stdout)
     assert set(res["splits"]) == {"common", "challenge", "full"}
-    for split, n in (("common", 2), ("challenge", 1), ("full", 3)):
+    for split, n in (("common", 3), ("challenge", 1), ("full", 4)):
         assert res["splits"][split]["landmarks"]["nme"] == pytest.approx(0.0, abs=1e-12)
         assert res["splits"][split]["landmarks"]["images"] == n
     assert res["splits"]["challenge"]["skipped"]["landmarks"] == ["ibug/trunc.jpg"]
@@ -67,7 +68,8 @@ def test_score_300w_ground_truth_is_zero_and_offset_is_closed_form(tmp_path):
     d = np.array([3.0, -4.0])  # every point off by 5 px
     _w300_predictions(tmp_path / "300w", tmp_path / "off", offset=d)
     res = json.loads(_score("300w", str(tmp_path / "300w"), str(tmp_path / "off"), "--json").stdout)
-    usable = {"common": ["helen/testset/t1.jpg", "helen/testset/t2.JPG"], "challenge": ["ibug/image_092 _01.jpg"]}
+    usable = {"common": ["helen/testset/t1.jpg", "helen/testset/t2.JPG", "helen/testset/U3.jpg"],
+              "challenge": ["ibug/image_092 _01.jpg"]}
     usable["full"] = usable["common"] + usable["challenge"]
     for split, keys in usable.items():
         pts = [facts["points"][k] for k in keys]
