@@ -27,7 +27,15 @@ import numpy as np
 from sfray.benchmarks.base import TASK_PARSING, BenchmarkReader, BenchmarkSample, Entry
 from sfray.benchmarks.catalog import BENCHMARKS
 from sfray.benchmarks.crop import CropTransform, whole_image_crop
-from sfray.benchmarks.files import IMAGE_SUFFIXES, FileProblem, child, files_by_stem, read_mask, read_text, relative
+from sfray.benchmarks.files import (
+    IMAGE_SUFFIXES,
+    FileProblem,
+    child,
+    files_by_stem,
+    read_mask,
+    read_text,
+    relative,
+)
 from sfray.benchmarks.problems import Problem, ProblemKind
 from sfray.benchmarks.schemas import CELEBAMASK_MASK_ORDER, CELEBAMASK_SCHEMA
 from sfray.errors import AssetError
@@ -40,7 +48,7 @@ PARTITION_FILE = "list_eval_partition.txt"
 VAL_FROM, TEST_FROM = 162771, 182638
 PARTITION_SPLITS = {0: "train", 1: "val", 2: "test"}
 UNSPLIT = "unsplit"
-_MASK_RX = re.compile(r"(\d+)_(" + "|".join(re.escape(c) for c in CELEBAMASK_MASK_ORDER) + r")\.png", re.I)
+_MASK_RX = re.compile(r"(\d+)_(" + "|".join(re.escape(c) for c in CELEBAMASK_MASK_ORDER) + r")\.png", re.IGNORECASE)
 _CLASS_ID = {name: i + 1 for i, name in enumerate(CELEBAMASK_MASK_ORDER)}
 
 

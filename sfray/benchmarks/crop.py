@@ -96,6 +96,18 @@ class CropTransform:
         out = _warp(x.float(), self.inverse, self.source_size, "bilinear")
         return out if logits.ndim == 4 else out[0]
 
+    def source_area(self) -> np.ndarray:
+        """(h, w) bool: crop pixels whose centre falls inside the source image."""
+        ones = np.ones((self.source_size[1], self.source_size[0]), dtype=np.int64)
+        return self.warp_labels(ones, fill=0) == 1
+
+    def values_to_original(self, values: np.ndarray, valid: np.ndarray | None = None
+                           ) -> tuple[np.ndarray, np.ndarray]:
+        """(h, w) crop values (e.g. depth) -> annotation frame, bilinear over the ``valid`` crop
+        pixels (default: those showing the source image), and where the result is defined."""
+        back = CropTransform(self.inverse, self.source_size, self.size)
+        return back.warp_values(values, self.source_area() if valid is None else valid)
+
     def labels_to_original(self, labels: np.ndarray, fill: int = 0) -> np.ndarray:
         """(h, w) crop ids -> (H, W) ids in the annotation frame, nearest; ``fill`` outside the crop."""
         back = CropTransform(self.inverse, self.source_size, self.size)

@@ -48,8 +48,8 @@ class FaceSyntheticsReader(BenchmarkReader):
     landmark_frame = "_ldmks.txt rows 0-67 as written (no stated convention); pupils not scored"
 
     def _index(self) -> tuple[list[Entry], list[Problem], list[str]]:
-        rx_img = re.compile(FS_IMAGE_PATTERN, re.I)
-        rx_any = re.compile(r"(\d+)(" + re.escape(FS_SEG_SUFFIX) + "|" + re.escape(FS_LDMKS_SUFFIX) + ")", re.I)
+        rx_img = re.compile(FS_IMAGE_PATTERN, re.IGNORECASE)
+        rx_any = re.compile(r"(\d+)(" + re.escape(FS_SEG_SUFFIX) + "|" + re.escape(FS_LDMKS_SUFFIX) + ")", re.IGNORECASE)
         images: dict[str, Path] = {}
         seg: dict[str, Path] = {}
         ldmks: dict[str, Path] = {}

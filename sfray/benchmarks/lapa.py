@@ -18,7 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from sfray.benchmarks.base import TASK_DEPTH, TASK_LANDMARKS, TASK_PARSING, BenchmarkReader, BenchmarkSample, Entry
+from sfray.benchmarks.base import (
+    TASK_DEPTH,
+    TASK_LANDMARKS,
+    TASK_PARSING,
+    BenchmarkReader,
+    BenchmarkSample,
+    Entry,
+)
 from sfray.benchmarks.catalog import BENCHMARKS
 from sfray.benchmarks.crop import CropTransform, label_box_crop, landmark_box_crop, whole_image_crop
 from sfray.benchmarks.files import (

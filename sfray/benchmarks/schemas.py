@@ -151,7 +151,7 @@ def direct_mapping(schema: LabelSchema, synthetic_labels: np.ndarray) -> np.ndar
 # --------------------------------------------------------------------------------------------
 NUM_LAPA_LANDMARKS: Final = 106
 LAPA106_GROUPS: Final = {
-    "contour": tuple(range(0, 33)),
+    "contour": tuple(range(33)),
     "brow_a": tuple(range(33, 42)),   # image-left brow in a frontal view: 5 upper, then 4 lower
     "brow_b": tuple(range(42, 51)),
     "nose_bridge": tuple(range(51, 55)),

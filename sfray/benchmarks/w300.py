@@ -20,10 +20,18 @@ from pathlib import Path
 import numpy as np
 
 from sfray.benchmarks.base import TASK_LANDMARKS, BenchmarkReader, BenchmarkSample, Entry
-from sfray.benchmarks.crop import CropTransform, landmark_box_crop
-from sfray.benchmarks.files import IMAGE_SUFFIXES, FileProblem, child, files_by_stem, parse_floats, read_text, relative
-from sfray.benchmarks.problems import Problem, ProblemKind
 from sfray.benchmarks.catalog import BENCHMARKS
+from sfray.benchmarks.crop import CropTransform, landmark_box_crop
+from sfray.benchmarks.files import (
+    IMAGE_SUFFIXES,
+    FileProblem,
+    child,
+    files_by_stem,
+    parse_floats,
+    read_text,
+    relative,
+)
+from sfray.benchmarks.problems import Problem, ProblemKind
 from sfray.conventions import NUM_LANDMARKS, OUTER_EYE_CORNERS
 from sfray.errors import AssetError
 

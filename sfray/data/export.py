@@ -29,10 +29,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from sfray.conventions import LANDMARK_GROUPS, JOINT_NAMES, Field
+from sfray.conventions import JOINT_NAMES, LANDMARK_GROUPS, Field
 from sfray.data.colors import ids_to_rgb
-from sfray.data.record import DEPTH_KIND, PUPILS_2D, REASON, SOURCE_SEGMENTATION, STATUS
-from sfray.data.torch_dataset import SfrayDataset
 from sfray.data.facesynthetics import (
     FS_LDMKS_SUFFIX,
     FS_SCHEMA,
@@ -41,6 +39,8 @@ from sfray.data.facesynthetics import (
     SOURCE_SCHEMA,
     fs_name,
 )
+from sfray.data.record import DEPTH_KIND, PUPILS_2D, REASON, SOURCE_SEGMENTATION, STATUS
+from sfray.data.torch_dataset import SfrayDataset
 
 _J = {name: 3 * i for i, name in enumerate(JOINT_NAMES)}
 

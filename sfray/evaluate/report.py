@@ -64,7 +64,7 @@ def _landmark_tables(rows: list[tuple[str, Any]]) -> list[str]:
             for s in splits) + " |")
     thr = next(r.splits[s].landmarks["threshold"] for _, r in rows for s in splits
                if s in r.splits and r.splits[s].landmarks)
-    lines += ["", f"| Method | " + " | ".join(f"FR@{thr:g} {s} (%) | AUC@{thr:g} {s} (%)" for s in splits) + " |",
+    lines += ["", "| Method | " + " | ".join(f"FR@{thr:g} {s} (%) | AUC@{thr:g} {s} (%)" for s in splits) + " |",
               "|---|" + "---:|" * (2 * len(splits))]
     for method, rep in rows:
         cells = []
@@ -83,8 +83,8 @@ def _parsing_tables(rows: list[tuple[str, Any]]) -> list[str]:
     for s in splits:
         first = next(r.splits[s].parsing for _, r in rows if s in r.splits and r.splits[s].parsing)
         classes = [c for c in first["f1"] if c != first["background"]]
-        lines = [f"### Face parsing, {s} split", "", "F1 (%) per class from one confusion matrix over the split; "
-                 "Mean = foreground mean (background excluded).", "",
+        lines = [f"### Face parsing, {s} split", "", ("F1 (%) per class from one confusion matrix over the split; "
+                                                      "Mean = foreground mean (background excluded)."), "",
                  "| Method | " + " | ".join(classes) + " | Mean |", "|---|" + "---:|" * (len(classes) + 1)]
         for method, rep in rows:
             pa = rep.splits[s].parsing if s in rep.splits else None

@@ -8,7 +8,13 @@ import torch
 from trees import make_300w, make_celebamask, make_lapa
 
 from sfray.benchmarks import CelebAMaskReader, LaPaReader, W300Reader
-from sfray.benchmarks.crop import IGNORE_LABEL, label_box_crop, landmark_box_crop, square_crop, whole_image_crop
+from sfray.benchmarks.crop import (
+    IGNORE_LABEL,
+    label_box_crop,
+    landmark_box_crop,
+    square_crop,
+    whole_image_crop,
+)
 from sfray.benchmarks.torch_dataset import KEY, BenchmarkDataset, crop_from_item
 from sfray.conventions import Field
 
@@ -66,9 +72,9 @@ def test_dataset_items_map_back_to_the_ground_truth(tmp_path):
     assert (item[Field.SEGMENTATION] == IGNORE_LABEL).any()  # the 80 px padding reaches outside the image
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=3)))
     assert batch[Field.IMAGE].shape == (3, 3, 48, 48) and len(batch[KEY]) == 3
-    no_labels = [ds[i] for i in range(len(ds)) if ds.entries[i].key == "test/images/v.jpg"][0]
+    no_labels = next(ds[i] for i in range(len(ds)) if ds.entries[i].key == "test/images/v.jpg")
     assert (no_labels[Field.SEGMENTATION] == IGNORE_LABEL).all()
-    bad_points = [ds[i] for i in range(len(ds)) if ds.entries[i].key == "test/images/z.jpg"][0]
+    bad_points = next(ds[i] for i in range(len(ds)) if ds.entries[i].key == "test/images/z.jpg")
     assert not bad_points[Field.LANDMARKS_VISIBLE].any()
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from trees import make_300w, make_lapa  # noqa: E402
+from trees import make_300w, make_lapa
 
-from sfray.cli import main  # noqa: E402
+from sfray.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 
