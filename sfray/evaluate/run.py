@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from sfray.benchmarks.base import TASK_DEPTH, TASK_LANDMARKS, TASK_PARSING, BenchmarkReader
+from sfray.benchmarks.schemas import DIRECT_MAPPINGS, LabelSchema
 from sfray.benchmarks.torch_dataset import KEY, BenchmarkDataset, crop_from_item
 from sfray.conventions import Field
 from sfray.evaluate.scoring import SplitScorer, SplitScores
@@ -71,6 +72,18 @@ def score_model(reader: BenchmarkReader, split: str, predict: Callable[[dict[str
     if bar is not None:
         bar.close()
     return scorer.result()
+
+
+def direct_mapping_probabilities(synthetic_logits: torch.Tensor, schema: LabelSchema) -> torch.Tensor:
+    """(B, 20, H, W) synthetic-class scores -> (B, C, H, W) probabilities in ``schema``'s ids.
+
+    Each target class gets the summed softmax of the synthetic classes the direct mapping sends
+    to it (``schemas.DIRECT_MAPPINGS``): the "SB" baseline that Stage II finetuning must beat.
+    """
+    table = torch.as_tensor(DIRECT_MAPPINGS[schema.name], dtype=torch.int64, device=synthetic_logits.device)
+    probs = synthetic_logits.float().softmax(dim=1)
+    out = probs.new_zeros((probs.shape[0], schema.num_classes) + tuple(probs.shape[2:]))
+    return out.index_add_(1, table, probs)
 
 
 def oracle_predict(batch: dict[str, Any], num_classes: int) -> dict[str, Any]:

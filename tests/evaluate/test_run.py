@@ -68,3 +68,18 @@ def test_depth_round_trip_on_lapa_d(tmp_path):
                          size=80, tasks=("depth",))
     # bilinear warps there and back keep a plane (up to the 8-bit rounding of the ground truth)
     assert scores.depth["images"] == 2 and scores.depth["si_rmse"] < 2.0 / 255
+
+
+def test_direct_mapping_probabilities_sum_the_merged_classes():
+    from sfray.benchmarks.schemas import SYNTH_TO_LAPA
+    from sfray.conventions import NUM_SEG_CLASSES, SEG_ID
+    from sfray.evaluate.run import direct_mapping_probabilities
+
+    logits = torch.randn(2, NUM_SEG_CLASSES, 3, 4)
+    probs = direct_mapping_probabilities(logits, LAPA_SCHEMA)
+    assert probs.shape == (2, 11, 3, 4)
+    torch.testing.assert_close(probs.sum(1), torch.ones(2, 3, 4))
+    soft = logits.softmax(1)
+    skin = [i for i in range(NUM_SEG_CLASSES) if SYNTH_TO_LAPA[i] == 1]
+    assert SEG_ID["left_ear"] in skin and SEG_ID["forehead"] in skin
+    torch.testing.assert_close(probs[:, 1], soft[:, skin].sum(1))
