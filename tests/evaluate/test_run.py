@@ -11,12 +11,12 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from trees import make_300w, make_lapa, write_image, write_png  # noqa: E402
+from trees import make_300w, make_lapa, write_image, write_png
 
-from sfray.benchmarks import LaPaDReader, LaPaReader, W300Reader  # noqa: E402
-from sfray.benchmarks.schemas import LAPA_SCHEMA  # noqa: E402
-from sfray.conventions import Field  # noqa: E402
-from sfray.evaluate.run import score_model, oracle_predict  # noqa: E402
+from sfray.benchmarks import LaPaDReader, LaPaReader, W300Reader
+from sfray.benchmarks.schemas import LAPA_SCHEMA
+from sfray.conventions import Field
+from sfray.evaluate.run import oracle_predict, score_model
 
 
 def test_oracle_outputs_score_perfectly_after_the_round_trip(tmp_path):
