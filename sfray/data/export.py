@@ -31,7 +31,13 @@ from PIL import Image
 
 from sfray.conventions import JOINT_NAMES, LANDMARK_GROUPS, DepthKind, Field, Status
 from sfray.data.colors import ids_to_rgb
-from sfray.data.facesynthetics import FS_SCHEMA, OURS_TO_FACESYNTHETICS
+from sfray.data.facesynthetics import (
+    FS_LDMKS_SUFFIX,
+    FS_SCHEMA,
+    FS_SEG_SUFFIX,
+    OURS_TO_FACESYNTHETICS,
+    fs_name,
+)
 from sfray.data.torch_dataset import SfrayDataset
 from sfray.io.atomic import atomic_path, atomic_write_text
 
@@ -146,19 +152,19 @@ def export_facesynthetics_layout(dataset_dir: str | Path, out_dir: str | Path, *
     index = {}
     n = 0
     for i, rec in _records(dataset_dir):
-        name = f"{i:06d}"
+        name = fs_name(i)
         index[name] = int(rec[Field.SAMPLE_ID])
         _save_image(rec[Field.IMAGE], out / f"{name}.png")
         if rec.get(Field.SOURCE_SCHEMA) == FS_SCHEMA and Field.SOURCE_SEGMENTATION in rec:
             seg = rec[Field.SOURCE_SEGMENTATION].astype(np.uint8)
         else:
             seg = OURS_TO_FACESYNTHETICS[rec[Field.SEGMENTATION].astype(np.int64)]
-        _png(seg, out / f"{name}_seg.png")
+        _png(seg, out / f"{name}{FS_SEG_SUFFIX}")
         if Field.LANDMARKS_2D in rec:
             pts = np.asarray(rec[Field.LANDMARKS_2D], dtype=np.float32)
             if num_landmarks == 70:
                 pts = np.concatenate([pts, _pupils(rec)])
-            _text("".join(f"{x!r} {y!r}\n" for x, y in pts.tolist()), out / f"{name}_ldmks.txt")
+            _text("".join(f"{x!r} {y!r}\n" for x, y in pts.tolist()), out / f"{name}{FS_LDMKS_SUFFIX}")
         n += 1
     _text(json.dumps(index, indent=0), out / "index.json")
     return n

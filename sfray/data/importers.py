@@ -33,7 +33,16 @@ from PIL import Image
 from sfray.conventions import BACKGROUND_ID, JOINT_NAMES, NUM_LANDMARKS, POSE_DIM, DepthKind, Field
 from sfray.data.colors import rgb_to_ids
 from sfray.data.dataset_yaml import update_dataset_yaml
-from sfray.data.facesynthetics import FACESYNTHETICS_TO_OURS, FS_SCHEMA, NUM_FS_LANDMARKS
+from sfray.data.facesynthetics import (
+    FACESYNTHETICS_TO_OURS,
+    FS_IMAGE_PATTERN,
+    FS_LDMKS_SUFFIX,
+    FS_SCHEMA,
+    FS_SEG_SUFFIX,
+    NUM_FS_LANDMARKS,
+    LandmarkFormatError,
+    parse_fs_landmarks,
+)
 from sfray.data.manifest import Manifest, sweep
 from sfray.data.record import encode_record
 from sfray.data.shard import ShardReceipt, write_shard
@@ -207,21 +216,18 @@ def import_synthforge(src_dir: str | Path, dataset_dir: str | Path, *, image_for
 def _facesynthetics_sample(src: Path, sid: int, image_path: Path) -> dict[str, Any]:
     stem = image_path.stem
     rec, h, w = _image_record(sid, image_path, FACESYNTHETICS_GENERATOR)
-    seg_path = src / f"{stem}_seg.png"
+    seg_path = src / f"{stem}{FS_SEG_SUFFIX}"
     if seg_path.is_file():
         fs = _gray(seg_path).astype(np.uint8)
         rec[Field.SEGMENTATION] = FACESYNTHETICS_TO_OURS[fs]
         rec[Field.SOURCE_SEGMENTATION] = fs
         rec[Field.SOURCE_SCHEMA] = FS_SCHEMA
-    ldmk_path = src / f"{stem}_ldmks.txt"
+    ldmk_path = src / f"{stem}{FS_LDMKS_SUFFIX}"
     if ldmk_path.is_file():
         try:
-            pts = np.loadtxt(ldmk_path, dtype=np.float64, ndmin=2).astype(np.float32)
-        except ValueError as exc:
-            raise AssetError(f"{ldmk_path}: expected rows of 'x y' numbers ({exc})") from exc
-        if pts.shape[1] != 2 or pts.shape[0] not in (NUM_LANDMARKS, NUM_FS_LANDMARKS):
-            raise AssetError(f"{ldmk_path}: expected {NUM_FS_LANDMARKS} (or 68) rows of 'x y', "
-                             f"got shape {pts.shape}")
+            pts = parse_fs_landmarks(ldmk_path.read_text(errors="replace")).astype(np.float32)
+        except LandmarkFormatError as exc:
+            raise AssetError(f"{ldmk_path}: {exc}") from exc
         rec[Field.LANDMARKS_2D] = pts[:NUM_LANDMARKS]
         rec[Field.LANDMARKS_VISIBLE] = _visible_inside(pts[:NUM_LANDMARKS], w, h)
         if pts.shape[0] == NUM_FS_LANDMARKS:
@@ -236,7 +242,7 @@ def import_facesynthetics(src_dir: str | Path, dataset_dir: str | Path, *, image
     src = Path(src_dir)
     if not src.is_dir():
         raise AssetError(f"{src}: not a directory")
-    items = _numbered(src, r"(\d+)\.png", src / "index.json")
+    items = _numbered(src, FS_IMAGE_PATTERN, src / "index.json")
     if not items:
         raise AssetError(f"{src}: no FaceSynthetics images ({{idx:06d}}.png) found")
     return _run_import(items, lambda sid, p: _facesynthetics_sample(src, sid, p), dataset_dir,
