@@ -98,7 +98,7 @@ class GeneratorConfig:
     kind: str = "procedural"  # procedural | next3d
     checkpoint: Optional[str] = None  # Next3D .pkl (official) or sfray .safetensors
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "fp32"  # fp32 | bf16 | fp16
+    precision: str = "fp32"  # fp32 (TF32 off) | tf32 | bf16 | fp16
     # procedural renderer
     hair_cap_prob: float = 0.5
     background: list[str] = field(default_factory=lambda: ["solid", "gradient", "noise"])
@@ -107,11 +107,16 @@ class GeneratorConfig:
     # next3d
     neural_rendering_resolution: int = 128
     noise_mode: str = "const"
+    # next3d numerics and speed (docs/next3d.md): texture rasterization pytorch3d (as the released
+    # weights were trained) | exact; compile / cuda_graphs are opt-in and CUDA only (skipped on CPU)
+    raster_compat: str = "pytorch3d"
+    compile: bool = False
+    cuda_graphs: bool = False
 
     def validate(self) -> None:
         _check(self.kind in ("procedural", "next3d"), "generator.kind", f"'{self.kind}' is not procedural|next3d")
         _check(self.kind != "next3d" or bool(self.checkpoint), "generator.checkpoint", "generator.kind=next3d needs a checkpoint path")
-        _check(self.precision in ("fp32", "bf16", "fp16"), "generator.precision", "fp32 | bf16 | fp16")
+        _check(self.precision in ("fp32", "tf32", "bf16", "fp16"), "generator.precision", "fp32 | tf32 | bf16 | fp16")
         _check(len(self.misalign) == 7 and self.misalign[6] > 0, "generator.misalign", "[rx, ry, rz, tx, ty, tz, scale>0]")
         _check(0.0 <= self.hair_cap_prob <= 1.0, "generator.hair_cap_prob", "must be in [0, 1]")
         bad = [b for b in self.background if b not in ("solid", "gradient", "noise")]

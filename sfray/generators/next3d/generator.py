@@ -20,7 +20,14 @@ from sfray.generators.next3d.renderer import ImportanceRenderer, ray_sampler
 from sfray.generators.next3d.stylegan2 import StyleGAN2Generator
 from sfray.generators.next3d.styleunet import StyleUNetGenerator
 from sfray.generators.next3d.superres import SuperresolutionHybrid8XDC
-from sfray.generators.next3d.texture_raster import TextureViews, mouth_box, paste_mouth, render_texture_views
+from sfray.generators.next3d.texture_raster import (
+    DEFAULT_RASTER_COMPAT,
+    RASTER_COMPAT,
+    TextureViews,
+    mouth_box,
+    paste_mouth,
+    render_texture_views,
+)
 from sfray.generators.next3d.triplane import OSGDecoder, next3d_plane_axes, sample_from_planes
 
 Rng = list[torch.Generator] | None
@@ -50,6 +57,8 @@ class Next3DTriPlane(nn.Module):
         super().__init__()
         cfg.validate()
         self.cfg = cfg
+        # texture rasterization mode (docs/next3d.md); a plain attribute, not part of the state dict
+        self.raster_compat = DEFAULT_RASTER_COMPAT
         self.rendering_kwargs: dict[str, Any] = dict(cfg.rendering)
         self.neural_rendering_resolution = cfg.neural_rendering_resolution
         self._register_topology(cfg, topology)
@@ -110,6 +119,12 @@ class Next3DTriPlane(nn.Module):
             c = torch.zeros_like(c)
         return self.backbone.mapping(z, c, truncation_psi, truncation_cutoff)
 
+    def set_raster_compat(self, mode: str) -> Next3DTriPlane:
+        """Select the texture rasterization mode: ``pytorch3d`` (released behaviour) or ``exact``."""
+        RASTER_COMPAT.check(mode)
+        self.raster_compat = mode
+        return self
+
     def rasterize_views(self, textures: torch.Tensor, v: torch.Tensor) -> TextureViews:
         """Neural texture (B, C, T, T) and v (B, V+68, 3) -> the four rasterized texture views."""
         nv = self.cfg.num_vertices
@@ -117,7 +132,7 @@ class Next3DTriPlane(nn.Module):
             return render_texture_views(
                 textures.float(), self.uv_face_mask, v[:, :nv].float(), v[:, nv:].float(), self.faces[0],
                 self.face_uvcoords[0], self.orth_scale, self.orth_shift[0], self.cfg.plane_resolution,
-                fill_mouth=True)
+                fill_mouth=True, compat=self.raster_compat)
 
     def texture_planes(self, ws: torch.Tensor, v: torch.Tensor, noise_mode: str = "const", rng: Rng = None
                        ) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from sfray.generators.next3d.config import Next3DConfig
 from sfray.generators.next3d.generator import Next3DTriPlane, Topology
 from sfray.generators.next3d.layers import seeded_generators
 from sfray.generators.next3d.renderer import ray_sampler
+from sfray.generators.next3d.texture_raster import DEFAULT_RASTER_COMPAT
 from sfray.generators.next3d.world import mesh_to_world
 
 RANDOM_SMALL = "random-small"
@@ -71,7 +72,8 @@ class Next3DGenerator:
 
     def __init__(self, model: Next3DTriPlane, head: Any, *, identity: str, device: torch.device | str = "cpu",
                  resolution: int | None = None, truncation_psi: float = 0.7, truncation_cutoff: int | None = 14,
-                 noise_mode: str = "const", precision: str = "fp32", neural_rendering_resolution: int | None = None):
+                 noise_mode: str = "const", precision: str = "fp32", neural_rendering_resolution: int | None = None,
+                 raster_compat: str = DEFAULT_RASTER_COMPAT):
         if precision not in PRECISIONS:
             raise ConfigError(f"generator.precision: '{precision}' is not one of {sorted(PRECISIONS)}")
         nv = _head_num_vertices(head)
@@ -80,7 +82,7 @@ class Next3DGenerator:
                 f"head.kind: the Next3D network rasterizes a {model.cfg.num_vertices}-vertex mesh (its checkpoint's "
                 f"topology) but the head model has {nv} vertices; use head.kind=flame with the FLAME 2020 model")
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval().requires_grad_(False)
+        self.model = model.to(self.device).eval().requires_grad_(False).set_raster_compat(raster_compat)
         self.head = head
         self.identity = identity
         self.resolution = int(resolution or model.cfg.img_resolution)
@@ -156,4 +158,5 @@ def build_next3d_generator(cfg: Any, head: Any, device: torch.device | str = "cp
     return Next3DGenerator(
         model, head, identity=identity, device=device, resolution=cfg.generate.resolution,
         truncation_psi=sc.truncation_psi, truncation_cutoff=sc.truncation_cutoff, noise_mode=gc.noise_mode,
-        precision=gc.precision, neural_rendering_resolution=nrr)
+        precision=gc.precision, neural_rendering_resolution=nrr,
+        raster_compat=getattr(gc, "raster_compat", DEFAULT_RASTER_COMPAT))
