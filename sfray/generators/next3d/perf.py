@@ -111,8 +111,10 @@ class CudaGraphs:
 
     A signature is the name, the tensors' shapes/dtypes/devices, the non-tensor arguments and the
     autocast state, so a fixed batch captures once per piece. Inputs are copied into the graph's
-    static buffers; outputs are cloned (the buffers are overwritten by the next replay). Pieces
-    must not draw random numbers (the callers pre-draw them) nor synchronise with the host.
+    static buffers; outputs are cloned right after each replay. All graphs share one memory pool
+    (intermediates of one piece reuse another's), which is safe because graphs never run
+    concurrently and no static output is read after another replay. Pieces must not draw random
+    numbers from per-sample generators (the callers pre-draw them) nor synchronise with the host.
     """
 
     def __init__(self, warmup: int = 2):
