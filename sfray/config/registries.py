@@ -19,8 +19,11 @@ HEAD_KINDS: Registry[Any] = Registry("head.kind", "head model", ("procedural", "
 HEAD_DTYPES: Registry[Any] = Registry("head.dtype", "head dtype", ("float32", "float64"))
 #: ``generator.kind``: builders ``(cfg, head, device) -> Generator`` (sfray.generators.factory).
 GENERATOR_KINDS: Registry[Any] = Registry("generator.kind", "generator", ("procedural", "next3d"))
-#: ``generator.next3d.precision``.
-PRECISIONS: Registry[Any] = Registry("generator.next3d.precision", "precision", ("fp32", "bf16", "fp16"))
+#: ``generator.next3d.precision``: (autocast dtype or None, TF32 allowed) (sfray.generators.next3d.perf).
+PRECISIONS: Registry[Any] = Registry("generator.next3d.precision", "precision", ("fp32", "tf32", "bf16", "fp16"))
+#: ``generator.next3d.raster_compat``: texture rasterization arithmetic (docs/next3d.md).
+RASTER_COMPAT: Registry[Any] = Registry("generator.next3d.raster_compat", "texture rasterization mode",
+                                        ("pytorch3d", "exact"))
 #: ``generator.procedural.background``: painters (sfray.generators.procedural.background).
 BACKGROUNDS: Registry[Any] = Registry("generator.procedural.background", "background kind",
                                       ("solid", "gradient", "noise"))
@@ -48,7 +51,7 @@ QUALITY_PRESETS: Registry[Any] = Registry("quality.preset", "quality preset", ("
 IMAGE_FORMATS: Registry[Any] = Registry("generate.image_format", "image format", ("png", "jpeg", "webp"))
 
 ALL: tuple[Registry[Any], ...] = (
-    HEAD_KINDS, HEAD_DTYPES, GENERATOR_KINDS, PRECISIONS, BACKGROUNDS, SAMPLING_STRATEGIES, CAMERA_PRESETS,
-    RASTER_BACKENDS, CONTOUR_MODES, ALIGN_MODELS, ROBUST_LOSSES, LANDMARK_SOURCES, QUALITY_POLICIES,
+    HEAD_KINDS, HEAD_DTYPES, GENERATOR_KINDS, PRECISIONS, RASTER_COMPAT, BACKGROUNDS, SAMPLING_STRATEGIES,
+    CAMERA_PRESETS, RASTER_BACKENDS, CONTOUR_MODES, ALIGN_MODELS, ROBUST_LOSSES, LANDMARK_SOURCES, QUALITY_POLICIES,
     QUALITY_PRESETS, IMAGE_FORMATS,
 )

@@ -117,14 +117,20 @@ class Next3DGeneratorConfig:
     """``generator.next3d``: our Next3D implementation and its checkpoint (docs/next3d.md)."""
 
     checkpoint: Optional[str] = None  # official next3d_*.pkl, sfray .safetensors, or random-small
-    precision: str = "fp32"  # registries.PRECISIONS
+    precision: str = "fp32"  # registries.PRECISIONS: fp32 (TF32 off) | tf32 | bf16 | fp16
     neural_rendering_resolution: int = 128
     noise_mode: str = "const"
+    # numerics and speed (docs/next3d.md): texture rasterization pytorch3d (as the released weights
+    # were trained) | exact (registries.RASTER_COMPAT); compile / cuda_graphs are opt-in and CUDA only
+    raster_compat: str = "pytorch3d"
+    compile: bool = False
+    cuda_graphs: bool = False
 
     def validate(self, required: bool) -> None:
         _check(not required or bool(self.checkpoint), "generator.next3d.checkpoint",
                "generator.kind=next3d needs a checkpoint path")
         reg.PRECISIONS.check(self.precision)
+        reg.RASTER_COMPAT.check(self.raster_compat)
         _check(self.neural_rendering_resolution >= 16, "generator.next3d.neural_rendering_resolution",
                "must be >= 16")
 
