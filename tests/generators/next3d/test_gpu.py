@@ -48,7 +48,10 @@ def _full(model, z, c, v, device, fast: FastPaths):
     """mapping -> texture planes -> render_core on ``device`` with the CPU-drawn random numbers."""
     model = copy.deepcopy(model).to(device)
     apply_fast_paths(model, fast)
-    to = (lambda t: None if t is None else t.to(device))
+
+    def to(t):
+        return None if t is None else t.to(device)
+
     with torch.no_grad():
         ws = model.mapping(z.to(device), c.to(device), 0.7, 14)
         tp = model.texture_planes(ws, v.to(device))
