@@ -107,7 +107,7 @@ class Next3DGenerator:
         self.truncation_psi, self.truncation_cutoff = float(truncation_psi), truncation_cutoff
         self.noise_mode, self.precision = noise_mode, precision
         self.neural_rendering_resolution = int(neural_rendering_resolution or model.neural_rendering_resolution)
-        self.model.allow_tf32 = PRECISIONS[precision][1]
+        self.model.allow_tf32 = PRECISIONS.get(precision)[1]
         self.fast_paths = fast_paths or default_fast_paths(self.device)
         apply_fast_paths(self.model, self.fast_paths)
         on_cuda = self.device.type == "cuda"
@@ -181,7 +181,7 @@ class Next3DGenerator:
         verts, lms = head_out.vertices.float(), head_out.landmarks.float()
         v = torch.cat([verts, lms], dim=1)
         rng = seeded_generators(specs.seed, self.device)
-        dtype = PRECISIONS[self.precision][0]
+        dtype = PRECISIONS.get(self.precision)[0]
         with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             ws = self.model.mapping(specs.latent.float(), specs.cond_camera.float(), self.truncation_psi,
                                     self.truncation_cutoff)
