@@ -7,9 +7,8 @@ import json
 import sys
 
 from sfray.config.registries import IMAGE_FORMATS
+from sfray.data.layout import EXPORT_LAYOUTS as LAYOUTS
 from sfray.data.manifest import SWEEP_MODES
-
-LAYOUTS = ("synthforge", "facesynthetics")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = dsub.add_parser("export", help="write the SynthForge or FaceSynthetics folder layout")
     e.add_argument("path", help="dataset directory")
     e.add_argument("--layout", choices=LAYOUTS, required=True)
-    e.add_argument("--out", required=True, help="output folder")
+    e.add_argument("--out", required=True, help="output folder (written whole, then put in place)")
+    e.add_argument("--overwrite", action="store_true",
+                   help="replace --out if it exists and is not empty (never a dataset or its parent)")
     e.set_defaults(handler=_export)
 
     i = dsub.add_parser("import", help="import a released SynthForge or FaceSynthetics folder")
@@ -76,10 +77,9 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from sfray.data.export import export_authors_layout, export_facesynthetics_layout
+    from sfray.data.export import export_dataset
 
-    fn = export_authors_layout if args.layout == "synthforge" else export_facesynthetics_layout
-    n = fn(args.path, args.out)
+    n = export_dataset(args.path, args.out, layout=args.layout, overwrite=args.overwrite)
     print(f"exported {n} samples to {args.out} ({args.layout} layout)")
     return 0
 
@@ -95,8 +95,11 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from sfray.data.layout import dataset_lock, require_dataset
     from sfray.data.manifest import sweep
 
-    result = sweep(args.path, unreferenced=args.unreferenced)
+    require_dataset(args.path, "sweep it")
+    with dataset_lock(args.path, "sfray dataset sweep"):
+        result = sweep(args.path, unreferenced=args.unreferenced)
     print(json.dumps(result, indent=2))
     return 0

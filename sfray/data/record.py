@@ -159,7 +159,15 @@ def read_header(data: bytes | memoryview) -> tuple[dict[str, Any], int]:
         raise AssetError(f"record format version {version} is newer than this sfray "
                          f"({FORMAT_VERSION}); upgrade sfray")
     start = _PREFIX.size
-    header = json.loads(bytes(data[start:start + hlen]).decode("utf-8"))
+    if start + hlen > len(data):
+        raise AssetError(f"record header of {hlen} bytes runs past the record's {len(data)} bytes (truncated)")
+    try:
+        header = json.loads(bytes(data[start:start + hlen]).decode("utf-8"))
+    except ValueError as exc:  # JSON or UTF-8: a corrupt header
+        raise AssetError(f"record header is not valid JSON ({exc})") from None
+    if not isinstance(header, dict) or not isinstance(header.get("blobs"), list) \
+            or not isinstance(header.get("meta"), dict):
+        raise AssetError("record header lacks its 'blobs' table or 'meta' entry")
     return header, start + hlen
 
 
