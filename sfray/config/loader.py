@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -69,6 +70,31 @@ def _parse_overrides(overrides: Sequence[str]) -> DictConfig:
         raise ConfigError(f"cannot parse overrides {list(overrides)}: {exc}") from exc
 
 
+def _load_yaml(p: Path) -> DictConfig:
+    """The YAML mapping at ``p``; one ConfigError line for anything else (empty, a list, a scalar,
+    not YAML, unreadable)."""
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read the config file ({exc})") from None
+    try:
+        tree = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not a valid YAML config ({' '.join(str(exc).split())})") from None
+    if tree is None:
+        raise ConfigError(f"{p}: the config file is empty (or only comments); write the keys to change, "
+                          "e.g. 'generate: {num_samples: 16}'")
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{p}: the top level of a config must be a mapping of keys, found a "
+                          f"{type(tree).__name__} ({str(tree)[:60]!r})")
+    try:
+        loaded = OmegaConf.create(text)
+    except Exception as exc:  # OmegaConf's own YAML rules (e.g. interpolation syntax)
+        raise ConfigError(f"{p}: not a valid YAML config ({' '.join(str(exc).split())})") from None
+    assert isinstance(loaded, DictConfig)
+    return loaded
+
+
 def load_config(
     schema: type[T],
     path: str | os.PathLike | None = None,
@@ -85,12 +111,11 @@ def load_config(
     merged = base
     if path is not None:
         p = Path(path)
+        if p.is_dir():
+            raise ConfigError(f"{p}: is a directory, expected a config YAML file")
         if not p.is_file():
             raise ConfigError(f"{p}: config file not found")
-        try:
-            loaded = OmegaConf.load(p)
-        except Exception as exc:  # yaml errors come in several types
-            raise ConfigError(f"{p}: not a valid YAML config ({exc})") from exc
+        loaded = _load_yaml(p)
         if legacy and isinstance(loaded, DictConfig):
             loaded = OmegaConf.create(migrate(OmegaConf.to_container(loaded)))  # type: ignore[arg-type]
         try:

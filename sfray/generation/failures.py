@@ -62,6 +62,13 @@ def write_log(dataset_dir: str | os.PathLike | None, name: str, text: str) -> Pa
     return atomic_write_text(Path(tempfile.gettempdir()) / f"sfray-{file}", text)
 
 
+def _with_line(err: SfrayError) -> SfrayError:
+    """Keep the message in ``err.line`` too: Ray may append its own text to an exception's args on
+    the way back to the driver, an attribute travels untouched (``RayExecutor`` reads it)."""
+    err.line = str(err)  # type: ignore[attr-defined]
+    return err
+
+
 def sample_failure(dataset_dir: str | os.PathLike | None, ids: Sequence[int], exc: BaseException, *,
                    stage: str = "generating", need: int | None = None) -> SfrayError:
     """The one-line error for ``exc`` raised while ``stage`` ``ids``; logs the full traceback."""
@@ -71,7 +78,7 @@ def sample_failure(dataset_dir: str | os.PathLike | None, ids: Sequence[int], ex
     if dataset_dir is not None:
         full = space_error(exc, dataset_dir, need)
         if full is not None:
-            return type(full)(f"{what}: {full}")
+            return _with_line(type(full)(f"{what}: {full}"))
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     log = write_log(dataset_dir, "error", f"{what} failed\n\n{text}")
-    return SampleError(f"{what} failed: {one_line(exc)} (full traceback in {log})")
+    return _with_line(SampleError(f"{what} failed: {one_line(exc)} (full traceback in {log})"))

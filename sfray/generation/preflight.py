@@ -112,7 +112,7 @@ def check_assets(cfg: GenerateJobConfig) -> None:
         try:
             scan_checkpoint(path)
         except AssetError as exc:
-            raise AssetError(f"{exc} (config key generator.next3d.checkpoint)") from None
+            raise type(exc)(f"{exc} (config key generator.next3d.checkpoint)") from None
 
 
 def preflight(cfg: GenerateJobConfig) -> None:

@@ -149,8 +149,8 @@ def run_generation(cfg: GenerateJobConfig, executor: Executor, *, progress: bool
         if units:
             try:
                 _run_units(cfg, executor, units, todo, progress=progress, stream=stream, log=log)
-            except KeyboardInterrupt:
-                recover(out)  # what finished is committed; nothing is left half-written
+            except BaseException:  # interrupted or failed: what finished is committed, then stop
+                _commit_what_finished(out)
                 raise
         manifest = recover(out)
         stats = finalize_dataset(cfg, manifest)
@@ -173,6 +173,15 @@ def _run_units(cfg: GenerateJobConfig, executor: Executor, units: Any, todo: int
         finally:
             if watcher:
                 watcher.finish()
+
+
+def _commit_what_finished(out: Path) -> None:
+    """Fold the receipts of the shards that were finished (a failing commit keeps them for the
+    next run, and must not hide the error that stopped this one)."""
+    try:
+        recover(out)
+    except Exception:  # noqa: BLE001 - e.g. the full disk that stopped the run
+        pass
 
 
 def _require_complete(cfg: GenerateJobConfig, manifest: Manifest) -> None:
