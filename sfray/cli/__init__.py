@@ -27,12 +27,19 @@ from sfray.errors import SfrayError
 SUBCOMMANDS = ("generate", "preview", "align", "dataset", "inspect", "convert")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line, like every other sfray error (exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"sfray: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="sfray",
         description="Annotated synthetic face datasets from controllable 3D-aware generators.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
     for name in SUBCOMMANDS:
         try:

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from sfray.cli.common import int_in
 from sfray.config.registries import IMAGE_FORMATS
 from sfray.data.layout import EXPORT_LAYOUTS as LAYOUTS
 from sfray.data.manifest import SWEEP_MODES
@@ -19,12 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     v = dsub.add_parser("verify", help="check every record against the manifest (exit 1 on problems)")
     v.add_argument("path", help="dataset directory")
-    v.add_argument("--max-problems", type=int, default=20, help="problems to list (default 20)")
+    v.add_argument("--max-problems", type=int_in(0), default=20, help="problems to list (default 20)")
     v.set_defaults(handler=_verify)
 
     s = dsub.add_parser("stats", help="counts, shard sizes, class pixel shares, landmark visibility")
     s.add_argument("path", help="dataset directory")
-    s.add_argument("--sample", type=int, default=256, help="records sampled for pixel/visibility stats")
+    s.add_argument("--sample", type=int_in(1), default=256, help="records sampled for pixel/visibility stats")
     s.set_defaults(handler=_stats)
 
     e = dsub.add_parser("export", help="write the SynthForge or FaceSynthetics folder layout")
@@ -40,8 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--layout", choices=LAYOUTS, required=True)
     i.add_argument("--out", required=True, help="target dataset directory (resumes if it exists)")
     i.add_argument("--image-format", choices=IMAGE_FORMATS.names(), default="png")
-    i.add_argument("--image-quality", type=int, default=95)
-    i.add_argument("--samples-per-shard", type=int, default=256)
+    i.add_argument("--image-quality", type=int_in(1, 100), default=95)
+    i.add_argument("--samples-per-shard", type=int_in(1), default=256)
     i.set_defaults(handler=_import)
 
     w = dsub.add_parser("sweep", help="delete leftover temporary files (run while no job writes)")

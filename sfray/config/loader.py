@@ -47,9 +47,31 @@ def _closest(key: str, schema: DictConfig) -> str | None:
     return leaves[match[0]] if match else None
 
 
-def _explain(exc: OmegaConfBaseException, schema: DictConfig, origin: str) -> ConfigError:
+def _section_given_a_value(given: Any, schema: Any, prefix: str = "") -> str | None:
+    """The dotted key where ``given`` puts a plain value on a section of ``schema`` (OmegaConf's
+    merge error names no key for that), or None."""
+    if not isinstance(given, DictConfig) or not isinstance(schema, DictConfig):
+        return None
+    for k in given.keys():
+        if k not in schema:
+            continue
+        node, value = schema._get_node(k), given._get_node(k)
+        if isinstance(node, DictConfig) and not isinstance(value, DictConfig):
+            return f"{prefix}{k}"
+        found = _section_given_a_value(value, node, f"{prefix}{k}.")
+        if found:
+            return found
+    return None
+
+
+def _explain(exc: OmegaConfBaseException, schema: DictConfig, origin: str, given: Any = None) -> ConfigError:
     key = getattr(exc, "full_key", None) or "?"
     msg = str(exc).splitlines()[0]
+    if key == "?":
+        section = _section_given_a_value(given, schema)
+        if section:
+            return ConfigError(f"{origin}: config key '{section}' is a section, not a value; set its keys "
+                               f"(e.g. {section}.<key>=...)")
     if "not in" in msg or "Missing key" in msg or "Key '" in msg and "not" in msg:
         if str(key) in RENAMED:
             return ConfigError(f"{origin}: config key '{key}' was renamed to '{RENAMED[key]}' "
@@ -121,13 +143,13 @@ def load_config(
         try:
             merged = OmegaConf.merge(merged, loaded)
         except OmegaConfBaseException as exc:
-            raise _explain(exc, base, str(p)) from exc
+            raise _explain(exc, base, str(p), loaded) from None
     if overrides:
         dot = _parse_overrides(overrides)
         try:
             merged = OmegaConf.merge(merged, dot)
         except OmegaConfBaseException as exc:
-            raise _explain(exc, base, "command-line override") from exc
+            raise _explain(exc, base, "command-line override", dot) from None
     try:
         obj = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:

@@ -12,6 +12,7 @@ exist only to test sfray (misalignment, fault injection) live in ``faults`` (doc
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -147,6 +148,8 @@ class GeneratorConfig:
 
     def validate(self) -> None:
         reg.GENERATOR_KINDS.check(self.kind)
+        _check(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(self.device)) is not None, "generator.device",
+               f"{self.device!r} is not one of auto, cpu, cuda, cuda:N, mps")
         self.procedural.validate()
         self.next3d.validate(required=self.kind == "next3d")
 
@@ -336,6 +339,7 @@ class GenerateJobConfig:
     def validate(self) -> None:
         reason = unsafe_output_reason(self.output_dir)
         _check(reason is None, "output_dir", f"{self.output_dir!r} {reason}; name a dataset directory")
+        _check(0 <= self.seed < 2**63, "seed", "must be in 0..2^63-1")
         for section in (self.generate, self.head, self.generator, self.sampling, self.camera,
                         self.annotate, self.quality, self.ray, self.faults):
             section.validate()

@@ -51,7 +51,7 @@ _J = {name: 3 * i for i, name in enumerate(JOINT_NAMES)}
 
 
 def _records(dataset_dir: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    ds = SfrayDataset(dataset_dir, with_meta=True)
+    ds = SfrayDataset(dataset_dir, with_meta=True, verify=True)
     for i in range(len(ds)):
         yield i, {k: (v.numpy() if hasattr(v, "numpy") else v) for k, v in ds[i].items()}
 

@@ -225,6 +225,8 @@ def import_synthforge(src_dir: str | Path, dataset_dir: str | Path, *, image_for
                       image_quality: int = 95, samples_per_shard: int = 256, commit_every: int = 16) -> int:
     """Import the authors' released layout (``images/ seg/ depth/ annotations/``) into ``dataset_dir``."""
     src = Path(src_dir)
+    if not src.is_dir():
+        raise AssetError(f"{src}: no such folder (expected the SynthForge layout images/ seg/ depth/ annotations/)")
     if not (src / "images").is_dir():
         raise AssetError(f"{src}: no images/ folder; expected the SynthForge layout "
                          "images/ seg/ depth/ annotations/")

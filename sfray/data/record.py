@@ -197,7 +197,13 @@ def decode_record(data: bytes | memoryview, fields: Iterable[str] | None = None)
     for name, codec, dtype, shape, offset, length in header["blobs"]:
         if wanted is not None and name not in wanted:
             continue
-        arr = _decode_blob(codec, dtype, shape, bytes(data[base + offset:base + offset + length]))
+        try:
+            arr = _decode_blob(codec, dtype, shape, bytes(data[base + offset:base + offset + length]))
+        except AssetError:
+            raise
+        except Exception as exc:  # zlib, PIL, numpy: a damaged blob, whatever the codec says
+            raise AssetError(f"record of sample {out.get(Field.SAMPLE_ID, '?')}: blob '{name}' ({codec}) does "
+                             f"not decode ({type(exc).__name__}: {exc}); run `sfray dataset verify`") from None
         out[name] = arr.astype(np.float32) if name == Field.DEPTH else arr
     return out
 

@@ -32,6 +32,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import ray
+import torch
 from ray.exceptions import NodeDiedError, RayActorError, RayError, WorkerCrashedError
 from ray.util.annotations import RayDeprecationWarning
 
@@ -63,9 +64,12 @@ class RayExecutor:
                               "Ray gives the generation workers no GPU; set ray.gpus_per_actor=1 (or "
                               "generator.device=auto)")
         local = not (cfg.ray.address or os.environ.get("RAY_ADDRESS")) and not ray.is_initialized()
-        if local and (device.startswith("cuda") or gpus > 0):
-            check_device(device if device.startswith("cuda") else "cuda",
-                         key="generator.device" if device.startswith("cuda") else "ray.gpus_per_actor")
+        if local and device.startswith("cuda"):
+            check_device(device)
+        if local and gpus > 0 and not torch.cuda.is_available():
+            raise ConfigError(f"config key 'ray.gpus_per_actor' is {gpus} but this machine has no usable CUDA "
+                              "device and Ray runs locally (ray.address unset): the workers would wait for a GPU "
+                              "forever; set ray.gpus_per_actor=0, or ray.address to join a cluster with GPUs")
 
     @contextlib.contextmanager
     def session(self, cfg: GenerateJobConfig) -> Iterator[None]:

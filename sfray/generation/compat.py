@@ -147,7 +147,9 @@ def refuse_foreign_dir(output_dir: str | Path) -> None:
         return
     ours = {layout.LOCK_FILE, layout.SHARDS_DIR, layout.RECEIPTS_DIR, layout.ORPHANS_DIR, layout.DAMAGED_DIR,
             layout.LOGS_DIR, layout.FAULTS_DIR, layout.PREVIEW_FILE}
-    foreign = sorted(p.name for p in root.iterdir() if p.name not in ours and not layout.is_tmp(p.name))
+    top_files = set(layout.MARKER_FILES) | {layout.PREVIEW_FILE}  # a crash can leave their tmp files
+    foreign = sorted(p.name for p in root.iterdir() if p.name not in ours
+                     and not (layout.is_tmp(p.name) and p.name.split(layout.TMP_MARK)[0] in top_files))
     if foreign:
         raise ConfigError(f"output_dir {root} is not empty and is not an sfray dataset (it holds "
                           f"{', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); choose a new "

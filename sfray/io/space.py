@@ -50,6 +50,15 @@ def free_bytes(path: str | os.PathLike) -> int:
     return int(shutil.disk_usage(existing_ancestor(path)).free)
 
 
+def free_inodes(path: str | os.PathLike) -> int | None:
+    """New files this user may still create on ``path``'s filesystem (None where not reported)."""
+    try:
+        st = os.statvfs(existing_ancestor(path))
+    except OSError:
+        return None
+    return int(st.f_favail) if st.f_files else None
+
+
 def check_free_space(path: str | os.PathLike, need: int, what: str) -> None:
     """Raise NoSpaceError when ``need`` bytes do not fit on ``path``'s filesystem."""
     have = free_bytes(path)
@@ -83,6 +92,9 @@ def space_error(exc: BaseException, path: str | os.PathLike, need: int | None = 
     have = free_bytes(path)
     needed = f"need ~{human_bytes(need)}, " if need else ""
     if is_space_error(exc):
+        if free_inodes(path) == 0:
+            return NoSpaceError(f"no space left on {existing_ancestor(path)}: the filesystem has no free inodes "
+                                f"(room for new files) left, though {human_bytes(have)} are free")
         return NoSpaceError(f"no space left on {existing_ancestor(path)}: {needed}have {human_bytes(have)} free")
     if is_eio(exc):
         if need is not None and have < 2 * need or have < 64 * 2**20:

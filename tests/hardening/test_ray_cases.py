@@ -133,7 +133,4 @@ def test_kill_9_of_the_driver_leaves_no_ray_process_behind(tmp_path):
         except psutil.Error:
             pass
     assert wait_gone(known, 40) == [], "the watchdog stopped the Ray processes the dead driver started"
-    rerun = subprocess.run(generate_cmd(out, "generate.num_samples=64"), env=ENV, cwd=ROOT, capture_output=True,
-                           text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert verify_dataset(out).ok and len(Manifest.load(out)) == 64
+    # (that a rerun then completes the dataset is tests/distributed/test_generation.py's driver test)

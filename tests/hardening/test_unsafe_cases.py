@@ -303,13 +303,18 @@ def test_the_lock_is_released_after_a_run_and_records_pid_and_host(tmp_path):
 
 # -- 6. empty and root-like output directories ---------------------------------------------------
 
-@pytest.mark.parametrize("value", ["''", ".", "/", "..", "' '"])
-def test_an_empty_or_root_like_output_dir_is_refused(tmp_path, value, monkeypatch):
+@pytest.mark.parametrize("value", ["", ".", "/", "..", " "])
+def test_an_empty_or_root_like_output_dir_is_refused(tmp_path, value, monkeypatch, capsys):
     """Original failure: ``output_dir=''`` wrote the dataset into the current directory."""
+    import signal
+
+    from sfray.cli import main
+
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(signal, "signal", lambda *a: None)  # keep pytest's SIGTERM handler
     before = tree(tmp_path)
-    proc = cli("generate", str(ROOT / "configs/generate/quickstart.yaml"), f"output_dir={value}",
-               "generate.num_samples=1", cwd=tmp_path, timeout=120)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "output_dir" in one_error_line(proc.stderr)
+    code = main(["generate", str(ROOT / "configs/generate/quickstart.yaml"), f"output_dir='{value}'",
+                 "generate.num_samples=1"])
+    assert code == 2
+    assert "output_dir" in one_error_line(capsys.readouterr().err)
     assert tree(tmp_path) == before
