@@ -68,12 +68,14 @@ def install_sigterm_handler() -> None:
 
 def _os_error_line(exc: OSError) -> str:
     """An OS error on a user's file in words: which file, what happened."""
-    from sfray.io.space import space_error
+    from sfray.io.space import is_space_error, space_error
 
     where = exc.filename or ""
-    full = space_error(exc, where or ".") if where else None
+    full = space_error(exc, where) if where else None
     if full is not None:
         return str(full)
+    if is_space_error(exc):
+        return f"no space left on the device ({' '.join(str(exc).split())[:200]})"
     reason = {errno.EROFS: "the filesystem is read-only", errno.EACCES: "permission denied",
               errno.EPERM: "operation not permitted", errno.ENOTDIR: "a part of the path is not a directory",
               errno.EISDIR: "is a directory", errno.ENOENT: "no such file or directory",

@@ -55,7 +55,7 @@ def write_log(dataset_dir: str | os.PathLike | None, name: str, text: str) -> Pa
     if dataset_dir is not None:
         try:
             return atomic_write_text(layout.logs_dir(dataset_dir) / file, text)
-        except OSError:
+        except (OSError, SfrayError):  # a full or read-only dataset disk: the temporary directory
             pass
     import tempfile
 

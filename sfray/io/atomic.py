@@ -23,6 +23,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from sfray.io.space import space_error
+
 #: Marks files being written; such files are never read as results and are swept.
 TMP_MARK = ".tmp-"
 
@@ -65,6 +67,11 @@ def atomic_path(path: str | os.PathLike, *, mkdir: bool = True, durable: bool = 
         os.replace(tmp, final)
         if durable:
             fsync_dir(final.parent)
+    except OSError as exc:  # a full disk, in whatever words the writer used (sfray.io.space)
+        full = space_error(exc, final.parent)
+        if full is None:
+            raise
+        raise type(full)(f"writing {final}: {full}") from None
     finally:
         tmp.unlink(missing_ok=True)
 

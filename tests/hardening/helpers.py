@@ -71,3 +71,12 @@ def one_error_line(stderr: str) -> str:
 def tree(path: Path) -> dict[str, bytes]:
     """Every file under ``path`` with its bytes (to prove that nothing changed)."""
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def run_main(capsys, *argv: str) -> tuple[int, str, str]:
+    """``sfray ARGV`` in this process: (exit code, stdout, stderr)."""
+    from sfray.cli import main
+
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
