@@ -27,6 +27,7 @@ damaged record) leaves no partial export; and a non-empty target is replaced onl
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Iterator
@@ -45,7 +46,7 @@ from sfray.data.torch_dataset import SfrayDataset
 from sfray.errors import AssetError, SfrayError
 from sfray.io.atomic import atomic_dir, atomic_path, atomic_write_text
 from sfray.io.paths import unsafe_output_reason
-from sfray.io.space import space_error
+from sfray.io.space import NoSpaceError, space_error
 
 _J = {name: 3 * i for i, name in enumerate(JOINT_NAMES)}
 
@@ -202,6 +203,9 @@ def export_dataset(dataset_dir: str | Path, out_dir: str | Path, *, layout: str,
     try:
         with atomic_dir(out, replace=overwrite) as tmp:
             return writers[layout](root, tmp)
+    except NoSpaceError:
+        full = space_error(OSError(errno.ENOSPC, "No space left on device"), out.parent)
+        raise NoSpaceError(f"export to {out}: {full}; nothing was written") from None
     except SfrayError:
         raise
     except OSError as exc:
