@@ -49,9 +49,12 @@ QUALITY_POLICIES: Registry[Any] = Registry("quality.policy", "quality policy", (
 QUALITY_PRESETS: Registry[Any] = Registry("quality.preset", "quality preset", ("authors",))
 #: ``generate.image_format``: encoders (sfray.data.record).
 IMAGE_FORMATS: Registry[Any] = Registry("generate.image_format", "image format", ("png", "jpeg", "webp"))
+#: ``generate.resume_check``: what a rerun re-reads of the committed records before it resumes
+#: (records: every byte against its checksum; shards: headers and shard metadata only).
+RESUME_CHECKS: Registry[Any] = Registry("generate.resume_check", "resume check", ("records", "shards"))
 
 ALL: tuple[Registry[Any], ...] = (
     HEAD_KINDS, HEAD_DTYPES, GENERATOR_KINDS, PRECISIONS, RASTER_COMPAT, BACKGROUNDS, SAMPLING_STRATEGIES,
     CAMERA_PRESETS, RASTER_BACKENDS, CONTOUR_MODES, ALIGN_MODELS, ROBUST_LOSSES, LANDMARK_SOURCES, QUALITY_POLICIES,
-    QUALITY_PRESETS, IMAGE_FORMATS,
+    QUALITY_PRESETS, IMAGE_FORMATS, RESUME_CHECKS,
 )
