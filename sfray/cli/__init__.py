@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from sfray.errors import SfrayError
 
 #: Subcommand modules, in help order. A module missing here is simply not offered.
-SUBCOMMANDS = ("generate", "preview", "align", "dataset", "inspect", "convert")
+SUBCOMMANDS = ("generate", "preview", "align", "dataset", "inspect", "convert", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:
