@@ -146,12 +146,13 @@ class LossSection:
     depth: float = 1.0
     keypoints: float = 1.0
     ssl: float = 0.0
+    seg_dice: float = 0.0  # weight of a soft Dice term beside the cross-entropy (0: cross-entropy only)
     keypoint_form: str = "both"  # heatmap | coord | both
     keypoint_coord: str = "squared"  # squared (mean squared error) | euclidean (sum of point distances)
     heatmap_sigma: float = 1.5  # Gaussian sigma of the heatmap targets, in heatmap cells
 
     def validate(self) -> None:
-        for name in ("segmentation", "depth", "keypoints", "ssl"):
+        for name in ("segmentation", "depth", "keypoints", "ssl", "seg_dice"):
             value = getattr(self, name)
             _check(value >= 0.0, f"loss.{name}", f"a loss weight must be >= 0, got {value}")
         _check(self.segmentation + self.depth + self.keypoints > 0, "loss",

@@ -24,7 +24,14 @@ from sfray.io.atomic import atomic_write_text
 from sfray.train import report as rep
 from sfray.train.augment import TRAIN_FIELDS
 from sfray.train.checkpoint import CONFIG_FILE, read_meta
-from sfray.train.stage1 import Stage1Plan, ValSource, dataset_val_source, plan_stage1, run_stage1_worker, training_votes
+from sfray.train.stage1 import (
+    Stage1Plan,
+    ValSource,
+    dataset_val_source,
+    plan_stage1,
+    run_stage1_worker,
+    training_votes,
+)
 
 
 def _dataset_rows(cfg: TrainJobConfig, plan: Stage1Plan) -> ray.data.Dataset:

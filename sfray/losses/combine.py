@@ -11,7 +11,7 @@ import torch
 
 from sfray.config.train import LossSection, SslSection
 from sfray.conventions import Field
-from sfray.losses.dense import masked_l1, segmentation_ce
+from sfray.losses.dense import masked_l1, segmentation_ce, soft_dice
 from sfray.losses.equivariance import equivariance_loss
 from sfray.losses.keypoints import coord_loss, gaussian_heatmaps, heatmap_loss
 from sfray.models.multitask import FEATURES, FEATURES_WARPED, HEATMAPS
@@ -19,6 +19,7 @@ from sfray.models.multitask import FEATURES, FEATURES_WARPED, HEATMAPS
 #: Names of the terms in the dict the combiner returns.
 TOTAL = "loss"
 SEGMENTATION = "segmentation"
+SEGMENTATION_DICE = "segmentation_dice"
 DEPTH = "depth"
 KEYPOINTS = "keypoints"
 KEYPOINTS_HEATMAP = "keypoints_heatmap"
@@ -48,7 +49,12 @@ class MultiTaskLoss:
         c = self.cfg
         terms: dict[str, torch.Tensor] = {}
         if c.segmentation > 0:
-            terms[SEGMENTATION] = segmentation_ce(outputs[Field.SEGMENTATION], targets[Field.SEGMENTATION])
+            seg = segmentation_ce(outputs[Field.SEGMENTATION], targets[Field.SEGMENTATION])
+            if c.seg_dice > 0:
+                dice = soft_dice(outputs[Field.SEGMENTATION], targets[Field.SEGMENTATION])
+                terms[SEGMENTATION_DICE] = dice.detach()
+                seg = seg + c.seg_dice * dice
+            terms[SEGMENTATION] = seg
         if c.depth > 0:
             terms[DEPTH] = masked_l1(outputs[Field.DEPTH], targets[Field.DEPTH], targets[Field.MASK], depth_scale)
         if c.keypoints > 0:

@@ -29,6 +29,23 @@ def segmentation_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return _per_image_mean(ce, valid.float()).mean()
 
 
+def soft_dice(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """1 - mean over classes of the soft Dice overlap, per image, then the batch mean.
+
+    A differentiable stand-in for per-class F1: every class weighs the same whatever its pixel
+    share, so small regions (eyeballs, lips, brows) matter as much as the face. Unlabelled pixels
+    do not count.
+    """
+    valid = (target != IGNORE_LABEL).unsqueeze(1).float()
+    prob = torch.softmax(logits.float(), dim=1) * valid
+    one_hot = F.one_hot(torch.where(valid[:, 0] > 0, target, torch.zeros_like(target)), logits.shape[1])
+    one_hot = one_hot.permute(0, 3, 1, 2).float() * valid
+    inter = (prob * one_hot).sum(dim=(2, 3))
+    total = prob.sum(dim=(2, 3)) + one_hot.sum(dim=(2, 3))
+    dice = (2.0 * inter + eps) / (total + eps)  # (B, C)
+    return (1.0 - dice.mean(dim=1)).mean()
+
+
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, scale: float | torch.Tensor = 1.0) -> torch.Tensor:
     """Mean |pred - target| / scale over each image's ``mask`` pixels, then over the batch.
 

@@ -56,8 +56,8 @@ class ModelSpec:
 
 
 MODEL_SIZES: Registry[ModelSpec] = Registry("model.size", "model size")
-MODEL_SIZES.add("tiny", ModelSpec("tiny", encoder_base=12, encoder_depth=3, features=16, head_base=12,
-                                  head_depth=3, kp_channels=48, kp_stacks=2, kp_depth=3))
+MODEL_SIZES.add("tiny", ModelSpec("tiny", encoder_base=8, encoder_depth=3, features=16, head_base=8,
+                                  head_depth=3, kp_channels=32, kp_stacks=2, kp_depth=3))
 MODEL_SIZES.add("paper", ModelSpec("paper"))
 MODEL_SIZES.add("release", ModelSpec("release", kp_add_coord=True))
 

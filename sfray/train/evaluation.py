@@ -63,6 +63,15 @@ def _f1_summary(cm: ConfusionMatrix) -> tuple[float, dict[str, float]]:
     return cm.mean_f1(exclude=(BACKGROUND_ID,)), per_class
 
 
+def _at_image_size(label: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
+    """A depth map or mask stored at a lower resolution than the image, upsampled by nearest
+    sampling (integer factors keep pixel centres aligned); unchanged when already at (H, W)."""
+    if tuple(label.shape[-2:]) == tuple(hw):
+        return label.numpy()
+    up = torch.nn.functional.interpolate(label.float().unsqueeze(1), size=hw, mode="nearest")[:, 0]
+    return (up > 0.5).numpy() if label.dtype == torch.bool else up.numpy()
+
+
 @torch.no_grad()
 def evaluate_stage1(model: torch.nn.Module, batches: Iterable[dict[str, Any]], crop: CropSection,
                     device: torch.device, *, loss_fn: Callable[..., dict[str, torch.Tensor]] | None = None,
@@ -99,10 +108,9 @@ def evaluate_stage1(model: torch.nn.Module, batches: Iterable[dict[str, Any]], c
         cm.update(seg_pred, seg_gt)
         if majority_map is not None:
             cm_major.update(np.broadcast_to(majority_map, seg_gt.shape), seg_gt)
-        gt_depth, gt_mask = raw[Field.DEPTH].numpy(), raw[Field.MASK].numpy()
-        if gt_depth.shape == depth_pred.shape:
-            depth_err.update(depth_pred.astype(np.float32), gt_depth, gt_mask)
-            depth_const.update(np.full(gt_depth.shape, depth_mean, np.float32), gt_depth, gt_mask)
+        gt_depth, gt_mask = _at_image_size(raw[Field.DEPTH], (h, w)), _at_image_size(raw[Field.MASK], (h, w))
+        depth_err.update(depth_pred.astype(np.float32), gt_depth, gt_mask)
+        depth_const.update(np.full(gt_depth.shape, depth_mean, np.float32), gt_depth, gt_mask)
         if collect:
             preds[PRED_IDS].append(np.asarray(raw[Field.SAMPLE_ID]).astype(np.int64).reshape(-1))
             preds[PRED_LANDMARKS].append(lm_pred)

@@ -194,12 +194,11 @@ def fit(task: TrainTask, data: TrainData, ctx: RunContext, train_cfg: TrainSecti
         entry: dict[str, Any] = {"epoch": epoch, "step": state.step, "train_loss": epoch_loss / max(epoch_steps, 1),
                                  "steps": epoch_steps, "images_per_s": epoch_samples / max(seconds, 1e-9),
                                  "train_terms": {k: round(v, 6) for k, v in last_terms.items()} if epoch_steps else {}}
-        if epoch == epochs - 1 or (epoch + 1) % train_cfg.validate_every == 0:
-            if ctx.is_main:
-                net.eval()
-                with torch.no_grad():
-                    entry["val"] = task.validate(model, ctx)
-                net.train()
+        if ctx.is_main and (epoch == epochs - 1 or (epoch + 1) % train_cfg.validate_every == 0):
+            net.eval()
+            with torch.no_grad():
+                entry["val"] = task.validate(model, ctx)
+            net.train()
         state.history.append(entry)
         ctx.report({"epoch": epoch, "step": state.step, "train_loss": entry["train_loss"],
                     **{f"val_{k}": v for k, v in entry.get("val", {}).items() if isinstance(v, (int, float))}})

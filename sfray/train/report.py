@@ -39,7 +39,7 @@ def _clean(value: Any) -> Any:
 
 
 def write_predictions(output_dir: Path, dataset: str, evaluation: Evaluation) -> Path:
-    """``predictions.npz`` (uncompressed arrays + the dataset string), atomically."""
+    """``predictions.npz`` (compressed arrays + the dataset string), atomically."""
     if evaluation.predictions is None:
         raise ValueError("evaluation ran without collect=True")
     arrays = dict(evaluation.predictions)

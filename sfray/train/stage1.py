@@ -29,8 +29,13 @@ from sfray.models.io import check_size, load_model, read_model_meta
 from sfray.models.multitask import MultiTaskModel
 from sfray.train import report as rep
 from sfray.train.augment import TRAIN_FIELDS
-from sfray.train.checkpoint import (CONFIG_FILE, check_resume_compatible, checkpoints_root, latest_checkpoint,
-                                    read_meta)
+from sfray.train.checkpoint import (
+    CONFIG_FILE,
+    check_resume_compatible,
+    checkpoints_root,
+    latest_checkpoint,
+    read_meta,
+)
 from sfray.train.context import LocalContext, RunContext, resolve_device
 from sfray.train.data import LoaderData, open_dataset, split_indices
 from sfray.train.evaluation import PixelVotes

@@ -36,7 +36,7 @@ def ray_local():
 def _config(out: Path, *extra: str) -> TrainJobConfig:
     return load_config(TrainJobConfig, QUICKSTART, [
         "runner=ray", f"output_dir={out}", "crop.input_size=64", "data.val_fraction=0.25",
-        "optim.warmup_steps=0", "ray.cpus_per_worker=1", "train.figure_samples=2", *extra])
+        "optim.warmup_steps=0", "ray.cpus_per_worker=1", "train.figure_samples=2", "train.validate_every=1", *extra])
 
 
 def test_killed_worker_resumes_from_its_checkpoint(ray_local, tmp_path_factory, tmp_path):

@@ -103,3 +103,19 @@ def test_negative_lambda_is_refused_at_load():
     cfg = dataclasses.replace(LossSection(), segmentation=0, depth=0, keypoints=0)
     with pytest.raises(ConfigError, match="at least one"):
         cfg.validate()
+
+
+def test_soft_dice_weighs_small_classes_like_large_ones():
+    from sfray.losses.dense import soft_dice
+
+    target = torch.zeros(1, 8, 8, dtype=torch.long)
+    target[0, :2, :2] = 1  # a small region (4 pixels) of class 1 among 60 pixels of class 0
+    perfect = torch.nn.functional.one_hot(target, 2).permute(0, 3, 1, 2).float() * 50
+    assert float(soft_dice(perfect, target)) < 0.02
+    miss_small = torch.zeros(1, 2, 8, 8)
+    miss_small[:, 0] = 50.0  # everything called class 0
+    # cross-entropy barely notices the 4 missed pixels; Dice loses about half its score
+    assert float(segmentation_ce(miss_small, target)) > 0.0
+    assert float(soft_dice(miss_small, target)) > 0.4
+    target[0, 0, 0] = IGNORE_LABEL  # unlabelled pixels do not count
+    assert float(soft_dice(perfect, target)) < 0.02
