@@ -217,6 +217,7 @@ class TrainSection:
     accumulate: int = 1  # micro-batches per optimizer step
     amp: str = "auto"  # auto (bf16 on a GPU, off on a CPU) | off | bf16 | fp16
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch intra-op threads (0: torch's default; under Ray: ray.cpus_per_worker)
     checkpoint_every: int = 500  # optimizer steps between checkpoints (0: only at the end)
     keep_checkpoints: int = 2
     resume: str = "auto"  # auto: continue output_dir's run | never: refuse if one exists | a checkpoint dir
@@ -231,6 +232,7 @@ class TrainSection:
         _check(self.batch_size >= 1, "train.batch_size", "must be >= 1")
         _check(self.accumulate >= 1, "train.accumulate", "must be >= 1")
         _one_of(self.amp, "train.amp", ("auto", "off", "bf16", "fp16"))
+        _check(self.threads >= 0, "train.threads", "must be >= 0 (0: torch's default)")
         _check(self.checkpoint_every >= 0, "train.checkpoint_every", "must be >= 0")
         _check(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
         _check(bool(self.resume), "train.resume", "auto | never | a checkpoint directory")

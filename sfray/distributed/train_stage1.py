@@ -54,7 +54,7 @@ def _stage1_worker(config: dict[str, Any]) -> None:
     import torch
 
     cfg = config_from_yaml_text(TrainJobConfig, config["cfg_yaml"])
-    torch.set_num_threads(max(1, int(cfg.ray.cpus_per_worker)))
+    torch.set_num_threads(cfg.train.threads or max(1, int(cfg.ray.cpus_per_worker)))
     plan: Stage1Plan = config["plan"]
     ctx = RayContext(plan.output_dir, cfg.train.keep_checkpoints)
     stream = cfg.data.source == "stream"

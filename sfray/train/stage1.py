@@ -192,6 +192,8 @@ def run_stage1_worker(cfg: TrainJobConfig, plan: Stage1Plan, ctx: RunContext, da
 def train_stage1(cfg: TrainJobConfig, *, progress: bool = True) -> dict[str, Any]:
     """``runner=local``: train Stage I in this process with plain torch (no Ray); returns report.json's content."""
     plan = plan_stage1(cfg)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
     out = plan.output_dir
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / CONFIG_FILE, plan.config_yaml)
