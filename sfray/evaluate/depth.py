@@ -75,3 +75,43 @@ class DepthAccumulator:
             vals = np.array([e[n] for e in self.per_image if np.isfinite(e.get(n, np.nan))])
             out[n] = float(vals.mean()) if vals.size else float("nan")
         return out
+
+
+class DepthErrors:
+    """Pixel-level metric errors over a whole split (every foreground pixel weighs the same).
+
+    Used for sfray's own metric depth during training validation, where no scale needs fitting:
+    ``update(pred, gt, mask)`` with equal shapes, then :meth:`summary` gives MAE, RMSE (in the
+    depth's own units) and the mean absolute relative error over the mask's pixels with gt > 0.
+    """
+
+    def __init__(self) -> None:
+        self.abs_sum = 0.0
+        self.sq_sum = 0.0
+        self.rel_sum = 0.0
+        self.count = 0
+
+    def update(self, pred, gt, mask) -> None:
+        p, g, m = (_np(x) for x in (pred, gt, mask))
+        p, g, m = p.astype(np.float64), g.astype(np.float64), m.astype(bool)
+        if p.shape != g.shape or g.shape != m.shape:
+            raise ValueError(f"depth shapes differ: prediction {p.shape}, ground truth {g.shape}, mask {m.shape}")
+        m = m & (g > 0) & np.isfinite(p)
+        d = p[m] - g[m]
+        self.abs_sum += float(np.abs(d).sum())
+        self.sq_sum += float((d * d).sum())
+        self.rel_sum += float((np.abs(d) / g[m]).sum())
+        self.count += int(m.sum())
+
+    def summary(self) -> dict[str, float]:
+        n = self.count
+        if n == 0:
+            return {"mae": float("nan"), "rmse": float("nan"), "abs_rel": float("nan"), "pixels": 0}
+        return {"mae": self.abs_sum / n, "rmse": (self.sq_sum / n) ** 0.5, "abs_rel": self.rel_sum / n, "pixels": n}
+
+
+def _np(x) -> np.ndarray:
+    """A tensor or array as a NumPy array (tensors are detached and moved to the CPU)."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
