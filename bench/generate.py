@@ -7,6 +7,11 @@ datasink). Prints one JSON line.
 
     python bench/generate.py --samples 256 --res 256 --actors 2
     python bench/generate.py --samples 2048 --res 512 --actors 1 --gpus-per-actor 1   # on a GPU node
+    python bench/generate.py --mode loop --no-write --samples 512 --res 512 --batch 32 --device cuda
+
+``--mode loop`` runs only the in-process loop (no Ray); ``--no-write`` times the producer alone
+(generate + annotate + quality figures + record encoding, no LMDB), which needs neither Ray nor
+lmdb. ``--append`` adds a row to docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,6 +48,19 @@ def plain_loop(out: Path, args: argparse.Namespace) -> float:
     cfg = _cfg(out, args)
     start = time.perf_counter()  # like the Ray job's timer: includes building the generator stack
     run_generation(cfg, InProcessExecutor(), progress=False)
+    return time.perf_counter() - start
+
+
+def producer_loop(args: argparse.Namespace) -> float:
+    """The producer alone, unit by unit as the loop runs it (no LMDB); includes building it."""
+    from sfray.generation.plan import plan_units
+    from sfray.generation.producer import SampleProducer
+
+    cfg = _cfg(Path(tempfile.gettempdir()) / "sfray-bench-producer", args)
+    start = time.perf_counter()
+    producer = SampleProducer(cfg)
+    for unit in plan_units(cfg.generate.num_samples, cfg.generate.samples_per_shard):
+        producer.produce(unit.sample_ids)
     return time.perf_counter() - start
 
 
@@ -85,23 +104,53 @@ def main() -> None:
     p.add_argument("--actors", type=int, default=2)
     p.add_argument("--gpus-per-actor", type=float, default=0.0)
     p.add_argument("--device", default="cpu")
-    args = p.parse_args()
+    p.add_argument("--mode", choices=("both", "loop"), default="both", help="loop: no Ray")
+    p.add_argument("--no-write", action="store_true", help="loop mode: the producer alone (no LMDB)")
+    p.add_argument("--append", type=Path, default=None, help="append a row to this markdown file")
+    argv = sys.argv[1:]
+    args = p.parse_args(argv)
+    result = {"bench": "generate", "samples": args.samples, "resolution": args.res, "batch": args.batch,
+              "actors": args.actors, "device": args.device, "cpus": os.cpu_count(),
+              "machine": platform.processor() or platform.machine()}
     work = Path(tempfile.mkdtemp(prefix="sfray-bench-gen-"))
     try:
-        loop_s = plain_loop(work / "loop", args)
-        ray_total, ray_s = ray_pipeline(work / "ray", args)
-        read_rate = reader_throughput(work / "loop")
+        if args.mode == "loop" and args.no_write:
+            result["producer_samples_per_s"] = round(args.samples / producer_loop(args), 2)
+        else:
+            loop_s = plain_loop(work / "loop", args)
+            result["plain_loop_samples_per_s"] = round(args.samples / loop_s, 2)
+            if args.mode == "both":
+                ray_total, ray_s = ray_pipeline(work / "ray", args)
+                result.update({
+                    "ray_samples_per_s": round(args.samples / ray_s, 2),
+                    "ray_samples_per_s_incl_ray_start": round(args.samples / ray_total, 2),
+                    "ray_vs_loop": round((args.samples / ray_s) / (args.samples / loop_s), 3)})
+            result["reader_records_per_s_one_core"] = round(reader_throughput(work / "loop"), 1)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps({
-        "bench": "generate", "samples": args.samples, "resolution": args.res, "actors": args.actors,
-        "device": args.device, "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
-        "plain_loop_samples_per_s": round(args.samples / loop_s, 2),
-        "ray_samples_per_s": round(args.samples / ray_s, 2),
-        "ray_samples_per_s_incl_ray_start": round(args.samples / ray_total, 2),
-        "ray_vs_loop": round((args.samples / ray_s) / (args.samples / loop_s), 3),
-        "reader_records_per_s_one_core": round(read_rate, 1),
-    }))
+    print(json.dumps(result))
+    if args.append:
+        append_row(args.append, argv, result)
+
+
+def append_row(path: Path, argv: list[str], r: dict) -> None:
+    sys.path.insert(0, str(ROOT))
+    from bench.common import append_rows, command, machine, today
+
+    dev = machine(r["device"] if r["device"] != "auto" else "cpu")
+    what = f"generate, {r['resolution']}², batch {r['batch']}, {r['samples']} samples"
+    cmd = command("bench/generate.py", argv)
+    if "producer_samples_per_s" in r:
+        line = (f"| {what}: producer loop (no LMDB) | {dev} | {today()} | `{cmd}` | "
+                f"{r['producer_samples_per_s']} samples/s | - |")
+    elif "ray_samples_per_s" in r:
+        line = (f"| {what}: Ray pipeline, {r['actors']} actors | {dev} | {today()} | `{cmd}` | "
+                f"{r['ray_samples_per_s']} samples/s ({r['ray_vs_loop']}x of the loop) | "
+                f"plain loop {r['plain_loop_samples_per_s']} samples/s (same run) |")
+    else:
+        line = (f"| {what}: plain loop with LMDB | {dev} | {today()} | `{cmd}` | "
+                f"{r['plain_loop_samples_per_s']} samples/s | - |")
+    append_rows(path, "## Generation pipeline (bench/generate.py)", [line])
 
 
 if __name__ == "__main__":

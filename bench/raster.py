@@ -3,6 +3,11 @@
     python bench/raster.py --device cpu            # CPU (default: batch 8, 10k faces, 512²)
     python bench/raster.py --device cuda           # GPU, when available
     python bench/raster.py --device cpu --faces 20000 --res 256 --batch 4 --baselines none
+    ... --append docs/benchmarks.md                # one table row per sfray backend
+
+sfray's own backends (``--backends``, default ``span,bbox``) are timed on the same inputs and must
+agree pixel for pixel (``backends_identical``); ``images_per_s`` is the device's default backend
+(span on CPU, bbox on CUDA).
 
 Prints one JSON line. The mesh is a UV sphere of radius 0.25 around the default pivot, radially
 perturbed per image (8 different meshes, same topology) and seen through 8 cameras of the
@@ -36,10 +41,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import append_rows, command, machine, today  # noqa: E402
 from sfray.config.schema import CameraConfig  # noqa: E402
 from sfray.geometry.camera import project_points  # noqa: E402
 from sfray.geometry.camera_sampling import camera_labels_from_uniform  # noqa: E402
-from sfray.geometry.rasterizer import rasterize  # noqa: E402
+from sfray.geometry.rasterizer import default_backend, rasterize  # noqa: E402
+
+SECTION = "## Rasterizer backends (bench/raster.py)"
 
 _KEY_MAX = torch.iinfo(torch.int64).max
 
@@ -213,6 +221,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     ap.add_argument("--baselines", default="bbox,tiles,pytorch3d", help="comma list or 'none'")
+    ap.add_argument("--backends", default="span,bbox", help="sfray backends to time (comma list)")
+    ap.add_argument("--append", type=Path, default=None, help="append one row per backend to this markdown file")
+    argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -222,6 +233,15 @@ def main(argv: list[str] | None = None) -> dict:
     h = w = args.res
 
     frags = rasterize(screen, faces, (h, w))
+    backends = {}
+    for name in [b for b in args.backends.split(",") if b]:
+        out = rasterize(screen, faces, (h, w), backend=name)
+        same = bool(torch.equal(out.face_index, frags.face_index) and torch.equal(out.bary, frags.bary)
+                    and torch.equal(out.zbuf, frags.zbuf))
+        times = _time(lambda n=name: rasterize(screen, faces, (h, w), backend=n), device, args.repeats, args.warmup)
+        backends[name] = {"images_per_s": round(args.batch / statistics.median(times), 2),
+                          "images_per_s_best": round(args.batch / min(times), 2), "identical_to_default": same}
+    default = default_backend(device)
     ours = _time(lambda: rasterize(screen, faces, (h, w)), device, args.repeats, args.warmup)
     result = {
         "benchmark": "raster", "device": str(device),
@@ -232,6 +252,8 @@ def main(argv: list[str] | None = None) -> dict:
         "images_per_s": round(args.batch / statistics.median(ours), 2),
         "images_per_s_best": round(args.batch / min(ours), 2),
         "ms_per_image": round(1000 * statistics.median(ours) / args.batch, 2),
+        "default_backend": default, "backends": backends,
+        "backends_identical": all(v["identical_to_default"] for v in backends.values()),
         "baselines": {},
     }
     names = [] if args.baselines == "none" else [n for n in args.baselines.split(",") if n]
@@ -251,6 +273,15 @@ def main(argv: list[str] | None = None) -> dict:
         result["baselines"][name] = {"images_per_s": round(args.batch / statistics.median(times), 2),
                                      "pixel_agreement": round(agree, 5)}
     print(json.dumps(result))
+    if args.append and backends:
+        cmd = command("bench/raster.py", argv)
+        ref = next(iter(backends))
+        lines = [f"| raster {name}{' (default)' if name == default else ''}, {args.faces // 1000}k faces, "
+                 f"{args.res}², batch {args.batch} | {machine(device)} | {today()} | `{cmd}` | "
+                 f"{v['images_per_s']} img/s median (best {v['images_per_s_best']}); identical fragments: "
+                 f"{v['identical_to_default']} | {ref}: {backends[ref]['images_per_s']} img/s (same run) |"
+                 for name, v in backends.items()]
+        append_rows(args.append, SECTION, lines)
     return result
 
 

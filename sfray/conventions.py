@@ -287,6 +287,8 @@ class Column:
 class Extra:
     LANDMARKS_2D_RENDERED = "landmarks_2d_rendered"  # (B, 68, 2) pixels: landmarks as drawn (procedural)
     RENDER_TO_WORLD = "render_to_world"  # (B, 4, 4) where the procedural renderer really drew the head
+    HAIR_COVERAGE = "hair_coverage"  # (B, H, W) fraction of each pixel covered by the hair cap (procedural)
+    HAIR_CAP = "hair_cap"  # (B,) bool: the sample wears a hair cap (procedural)
     MESH_TO_WORLD_SYNTHFORGE = "mesh_to_world_synthforge"  # (B, 4, 4) the release's annotation transform
     DENSITY_POINTS = "density_points"  # (B, N, 3) world points sampled by a volume renderer
     DENSITY_SIGMA = "density_sigma"  # (B, N) their densities

@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from sfray.progress import Progress
 
-__all__ = ["Progress", "add_config_args", "load_from_args"]
+__all__ = ["Progress", "add_config_args", "int_in", "load_from_args"]
 
 T = TypeVar("T")
 
@@ -22,3 +22,18 @@ def load_from_args(schema: type[T], args: argparse.Namespace) -> T:
     from sfray.config import load_config
 
     return load_config(schema, args.config, args.overrides)
+
+
+def int_in(low: int, high: int | None = None):  # noqa: ANN201 - an argparse type
+    """An argparse ``type``: an integer in ``low..high`` (no upper bound when ``high`` is None)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{value} is not in {low}..{'' if high is None else high}")
+        return value
+
+    return parse

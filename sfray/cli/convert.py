@@ -18,14 +18,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Read an official Next3D network pickle without running its code, check "
                                     "every tensor name and shape, write OUT.safetensors (+ config metadata).")
     c.add_argument("src", metavar="IN", help="official next3d_*.pkl (or an sfray .safetensors to rewrite)")
-    c.add_argument("dst", metavar="OUT", help="output .safetensors path")
+    c.add_argument("dst", metavar="OUT", help="output .safetensors path (written atomically)")
+    c.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     c.set_defaults(handler=_convert_checkpoint)
 
 
 def _convert_checkpoint(args: argparse.Namespace) -> int:
     from sfray.generators.next3d.checkpoint import convert_checkpoint
 
-    out, ckpt, report = convert_checkpoint(args.src, args.dst)
+    out, ckpt, report = convert_checkpoint(args.src, args.dst, overwrite=args.overwrite)
     n = sum(t.numel() for t in ckpt.tensors.values())
     extras = f"; kept extras {report.ignored_extras}" if report.ignored_extras else ""
     print(f"wrote {out} ({len(ckpt.tensors)} tensors, {n:,} values; identity {ckpt.identity}{extras})")

@@ -6,10 +6,10 @@ import argparse
 import json
 import sys
 
+from sfray.cli.common import int_in
 from sfray.config.registries import IMAGE_FORMATS
+from sfray.data.layout import EXPORT_LAYOUTS as LAYOUTS
 from sfray.data.manifest import SWEEP_MODES
-
-LAYOUTS = ("synthforge", "facesynthetics")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,18 +20,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     v = dsub.add_parser("verify", help="check every record against the manifest (exit 1 on problems)")
     v.add_argument("path", help="dataset directory")
-    v.add_argument("--max-problems", type=int, default=20, help="problems to list (default 20)")
+    v.add_argument("--max-problems", type=int_in(0), default=20, help="problems to list (default 20)")
     v.set_defaults(handler=_verify)
 
     s = dsub.add_parser("stats", help="counts, shard sizes, class pixel shares, landmark visibility")
     s.add_argument("path", help="dataset directory")
-    s.add_argument("--sample", type=int, default=256, help="records sampled for pixel/visibility stats")
+    s.add_argument("--sample", type=int_in(1), default=256, help="records sampled for pixel/visibility stats")
     s.set_defaults(handler=_stats)
 
     e = dsub.add_parser("export", help="write the SynthForge or FaceSynthetics folder layout")
     e.add_argument("path", help="dataset directory")
     e.add_argument("--layout", choices=LAYOUTS, required=True)
-    e.add_argument("--out", required=True, help="output folder")
+    e.add_argument("--out", required=True, help="output folder (written whole, then put in place)")
+    e.add_argument("--overwrite", action="store_true",
+                   help="replace --out if it exists and is not empty (never a dataset or its parent)")
     e.set_defaults(handler=_export)
 
     i = dsub.add_parser("import", help="import a released SynthForge or FaceSynthetics folder")
@@ -39,8 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--layout", choices=LAYOUTS, required=True)
     i.add_argument("--out", required=True, help="target dataset directory (resumes if it exists)")
     i.add_argument("--image-format", choices=IMAGE_FORMATS.names(), default="png")
-    i.add_argument("--image-quality", type=int, default=95)
-    i.add_argument("--samples-per-shard", type=int, default=256)
+    i.add_argument("--image-quality", type=int_in(1, 100), default=95)
+    i.add_argument("--samples-per-shard", type=int_in(1), default=256)
     i.set_defaults(handler=_import)
 
     w = dsub.add_parser("sweep", help="delete leftover temporary files (run while no job writes)")
@@ -76,10 +78,9 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from sfray.data.export import export_authors_layout, export_facesynthetics_layout
+    from sfray.data.export import export_dataset
 
-    fn = export_authors_layout if args.layout == "synthforge" else export_facesynthetics_layout
-    n = fn(args.path, args.out)
+    n = export_dataset(args.path, args.out, layout=args.layout, overwrite=args.overwrite)
     print(f"exported {n} samples to {args.out} ({args.layout} layout)")
     return 0
 
@@ -95,8 +96,11 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from sfray.data.layout import dataset_lock, require_dataset
     from sfray.data.manifest import sweep
 
-    result = sweep(args.path, unreferenced=args.unreferenced)
+    require_dataset(args.path, "sweep it")
+    with dataset_lock(args.path, "sfray dataset sweep"):
+        result = sweep(args.path, unreferenced=args.unreferenced)
     print(json.dumps(result, indent=2))
     return 0

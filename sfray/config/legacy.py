@@ -24,6 +24,12 @@ RENAMED: dict[str, str] = {
     "ray.fail_driver_after_shards": "faults.fail_driver_after_shards",
 }
 
+#: Keys added later whose new default differs from what older sfray did: a saved config that lacks
+#: them was made with the old behaviour (Next3D's texture raster used exact barycentrics before the
+#: pytorch3d-compatible mode became the default, docs/next3d.md §9). Applied to Next3D datasets only:
+#: the key means nothing to the procedural renderer, whose old datasets must keep resuming.
+OLD_BEHAVIOUR: dict[str, Any] = {"generator.next3d.raster_compat": "exact"}
+
 
 def _get(tree: dict[str, Any], dotted: str) -> tuple[bool, Any]:
     node: Any = tree
@@ -56,6 +62,12 @@ def migrate(tree: dict[str, Any]) -> dict[str, Any]:
         for part in new_parents:
             target = target.setdefault(part, {})
         target.setdefault(new_leaf, value)
+    for key, value in OLD_BEHAVIOUR.items() if _get(out, "generator.kind")[1] == "next3d" else ():
+        *parents, leaf = key.split(".")
+        holder = out
+        for part in parents:
+            holder = holder.setdefault(part, {})
+        holder.setdefault(leaf, value)
     return out
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -46,9 +47,31 @@ def _closest(key: str, schema: DictConfig) -> str | None:
     return leaves[match[0]] if match else None
 
 
-def _explain(exc: OmegaConfBaseException, schema: DictConfig, origin: str) -> ConfigError:
+def _section_given_a_value(given: Any, schema: Any, prefix: str = "") -> str | None:
+    """The dotted key where ``given`` puts a plain value on a section of ``schema`` (OmegaConf's
+    merge error names no key for that), or None."""
+    if not isinstance(given, DictConfig) or not isinstance(schema, DictConfig):
+        return None
+    for k in given.keys():
+        if k not in schema:
+            continue
+        node, value = schema._get_node(k), given._get_node(k)
+        if isinstance(node, DictConfig) and not isinstance(value, DictConfig):
+            return f"{prefix}{k}"
+        found = _section_given_a_value(value, node, f"{prefix}{k}.")
+        if found:
+            return found
+    return None
+
+
+def _explain(exc: OmegaConfBaseException, schema: DictConfig, origin: str, given: Any = None) -> ConfigError:
     key = getattr(exc, "full_key", None) or "?"
     msg = str(exc).splitlines()[0]
+    if key == "?":
+        section = _section_given_a_value(given, schema)
+        if section:
+            return ConfigError(f"{origin}: config key '{section}' is a section, not a value; set its keys "
+                               f"(e.g. {section}.<key>=...)")
     if "not in" in msg or "Missing key" in msg or "Key '" in msg and "not" in msg:
         if str(key) in RENAMED:
             return ConfigError(f"{origin}: config key '{key}' was renamed to '{RENAMED[key]}' "
@@ -69,6 +92,31 @@ def _parse_overrides(overrides: Sequence[str]) -> DictConfig:
         raise ConfigError(f"cannot parse overrides {list(overrides)}: {exc}") from exc
 
 
+def _load_yaml(p: Path) -> DictConfig:
+    """The YAML mapping at ``p``; one ConfigError line for anything else (empty, a list, a scalar,
+    not YAML, unreadable)."""
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read the config file ({exc})") from None
+    try:
+        tree = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not a valid YAML config ({' '.join(str(exc).split())})") from None
+    if tree is None:
+        raise ConfigError(f"{p}: the config file is empty (or only comments); write the keys to change, "
+                          "e.g. 'generate: {num_samples: 16}'")
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{p}: the top level of a config must be a mapping of keys, found a "
+                          f"{type(tree).__name__} ({str(tree)[:60]!r})")
+    try:
+        loaded = OmegaConf.create(text)
+    except Exception as exc:  # OmegaConf's own YAML rules (e.g. interpolation syntax)
+        raise ConfigError(f"{p}: not a valid YAML config ({' '.join(str(exc).split())})") from None
+    assert isinstance(loaded, DictConfig)
+    return loaded
+
+
 def load_config(
     schema: type[T],
     path: str | os.PathLike | None = None,
@@ -85,24 +133,23 @@ def load_config(
     merged = base
     if path is not None:
         p = Path(path)
+        if p.is_dir():
+            raise ConfigError(f"{p}: is a directory, expected a config YAML file")
         if not p.is_file():
             raise ConfigError(f"{p}: config file not found")
-        try:
-            loaded = OmegaConf.load(p)
-        except Exception as exc:  # yaml errors come in several types
-            raise ConfigError(f"{p}: not a valid YAML config ({exc})") from exc
+        loaded = _load_yaml(p)
         if legacy and isinstance(loaded, DictConfig):
             loaded = OmegaConf.create(migrate(OmegaConf.to_container(loaded)))  # type: ignore[arg-type]
         try:
             merged = OmegaConf.merge(merged, loaded)
         except OmegaConfBaseException as exc:
-            raise _explain(exc, base, str(p)) from exc
+            raise _explain(exc, base, str(p), loaded) from None
     if overrides:
         dot = _parse_overrides(overrides)
         try:
             merged = OmegaConf.merge(merged, dot)
         except OmegaConfBaseException as exc:
-            raise _explain(exc, base, "command-line override") from exc
+            raise _explain(exc, base, "command-line override", dot) from None
     try:
         obj = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:

@@ -19,8 +19,11 @@ HEAD_KINDS: Registry[Any] = Registry("head.kind", "head model", ("procedural", "
 HEAD_DTYPES: Registry[Any] = Registry("head.dtype", "head dtype", ("float32", "float64"))
 #: ``generator.kind``: builders ``(cfg, head, device) -> Generator`` (sfray.generators.factory).
 GENERATOR_KINDS: Registry[Any] = Registry("generator.kind", "generator", ("procedural", "next3d"))
-#: ``generator.next3d.precision``.
-PRECISIONS: Registry[Any] = Registry("generator.next3d.precision", "precision", ("fp32", "bf16", "fp16"))
+#: ``generator.next3d.precision``: (autocast dtype or None, TF32 allowed) (sfray.generators.next3d.perf).
+PRECISIONS: Registry[Any] = Registry("generator.next3d.precision", "precision", ("fp32", "tf32", "bf16", "fp16"))
+#: ``generator.next3d.raster_compat``: texture rasterization arithmetic (docs/next3d.md).
+RASTER_COMPAT: Registry[Any] = Registry("generator.next3d.raster_compat", "texture rasterization mode",
+                                        ("pytorch3d", "exact"))
 #: ``generator.procedural.background``: painters (sfray.generators.procedural.background).
 BACKGROUNDS: Registry[Any] = Registry("generator.procedural.background", "background kind",
                                       ("solid", "gradient", "noise"))
@@ -51,9 +54,12 @@ QUALITY_POLICIES: Registry[Any] = Registry("quality.policy", "quality policy", (
 QUALITY_PRESETS: Registry[Any] = Registry("quality.preset", "quality preset", ("authors", "strict"))
 #: ``generate.image_format``: encoders (sfray.data.record).
 IMAGE_FORMATS: Registry[Any] = Registry("generate.image_format", "image format", ("png", "jpeg", "webp"))
+#: ``generate.resume_check``: what a rerun re-reads of the committed records before it resumes
+#: (records: every byte against its checksum; shards: headers and shard metadata only).
+RESUME_CHECKS: Registry[Any] = Registry("generate.resume_check", "resume check", ("records", "shards"))
 
 ALL: tuple[Registry[Any], ...] = (
-    HEAD_KINDS, HEAD_DTYPES, GENERATOR_KINDS, PRECISIONS, BACKGROUNDS, SAMPLING_STRATEGIES, CAMERA_PRESETS,
-    CONDITIONING_CAMERAS, RASTER_BACKENDS, CONTOUR_MODES, ALIGN_MODELS, ROBUST_LOSSES, LANDMARK_SOURCES,
-    QUALITY_POLICIES, QUALITY_PRESETS, IMAGE_FORMATS,
+    HEAD_KINDS, HEAD_DTYPES, GENERATOR_KINDS, PRECISIONS, RASTER_COMPAT, BACKGROUNDS, SAMPLING_STRATEGIES,
+    CAMERA_PRESETS, CONDITIONING_CAMERAS, RASTER_BACKENDS, CONTOUR_MODES, ALIGN_MODELS, ROBUST_LOSSES,
+    LANDMARK_SOURCES, QUALITY_POLICIES, QUALITY_PRESETS, IMAGE_FORMATS, RESUME_CHECKS,
 )

@@ -12,12 +12,20 @@ exist only to test sfray (misalignment, fault injection) live in ``faults`` (doc
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
 from sfray.config import registries as reg
 from sfray.conventions import DEFAULT_CAMERA_PIVOT, DEFAULT_CAMERA_RADIUS, VISIBILITY_TOLERANCE
 from sfray.errors import ConfigError
+from sfray.io.paths import unsafe_output_reason
+
+#: Upper bounds that stop a typo (``num_samples=1e14``) before anything is allocated; far above
+#: any real run (10^8 records at 512x512 would fill ~50 TB), docs/reliability.md.
+MAX_SAMPLES = 10**8
+MAX_BATCH = 4096
+MAX_PREVIEW = 1024
 
 
 def _check(cond: bool, key: str, msg: str) -> None:
@@ -121,14 +129,20 @@ class Next3DGeneratorConfig:
     """``generator.next3d``: our Next3D implementation and its checkpoint (docs/next3d.md)."""
 
     checkpoint: Optional[str] = None  # official next3d_*.pkl, sfray .safetensors, or random-small
-    precision: str = "fp32"  # registries.PRECISIONS
+    precision: str = "fp32"  # registries.PRECISIONS: fp32 (TF32 off) | tf32 | bf16 | fp16
     neural_rendering_resolution: int = 128
     noise_mode: str = "const"
+    # numerics and speed (docs/next3d.md): texture rasterization pytorch3d (as the released weights
+    # were trained) | exact (registries.RASTER_COMPAT); compile / cuda_graphs are opt-in and CUDA only
+    raster_compat: str = "pytorch3d"
+    compile: bool = False
+    cuda_graphs: bool = False
 
     def validate(self, required: bool) -> None:
         _check(not required or bool(self.checkpoint), "generator.next3d.checkpoint",
                "generator.kind=next3d needs a checkpoint path")
         reg.PRECISIONS.check(self.precision)
+        reg.RASTER_COMPAT.check(self.raster_compat)
         _check(self.neural_rendering_resolution >= 16, "generator.next3d.neural_rendering_resolution",
                "must be >= 16")
 
@@ -144,6 +158,8 @@ class GeneratorConfig:
 
     def validate(self) -> None:
         reg.GENERATOR_KINDS.check(self.kind)
+        _check(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(self.device)) is not None, "generator.device",
+               f"{self.device!r} is not one of auto, cpu, cuda, cuda:N, mps")
         self.procedural.validate()
         self.next3d.validate(required=self.kind == "next3d")
 
@@ -264,14 +280,20 @@ class GenerateSection:
     image_format: str = "png"  # registries.IMAGE_FORMATS
     image_quality: int = 95
     preview_samples: int = 16
+    # what a rerun re-reads of the committed records before resuming (registries.RESUME_CHECKS):
+    # records = every byte against its checksum; shards = headers and shard metadata only (faster)
+    resume_check: str = "records"
 
     def validate(self) -> None:
-        _check(self.num_samples >= 1, "generate.num_samples", "must be >= 1")
+        _check(1 <= self.num_samples <= MAX_SAMPLES, "generate.num_samples", f"must be in 1..{MAX_SAMPLES:,}")
         _check(32 <= self.resolution <= 2048, "generate.resolution", "must be in 32..2048")
-        _check(self.batch_size >= 1, "generate.batch_size", "must be >= 1")
-        _check(self.samples_per_shard >= 1, "generate.samples_per_shard", "must be >= 1")
+        _check(1 <= self.batch_size <= MAX_BATCH, "generate.batch_size", f"must be in 1..{MAX_BATCH}")
+        _check(1 <= self.samples_per_shard <= MAX_SAMPLES, "generate.samples_per_shard",
+               f"must be in 1..{MAX_SAMPLES:,}")
         reg.IMAGE_FORMATS.check(self.image_format)
         _check(1 <= self.image_quality <= 100, "generate.image_quality", "must be in 1..100")
+        _check(0 <= self.preview_samples <= MAX_PREVIEW, "generate.preview_samples", f"must be in 0..{MAX_PREVIEW}")
+        reg.RESUME_CHECKS.check(self.resume_check)
 
 
 @dataclass
@@ -331,6 +353,9 @@ class GenerateJobConfig:
     faults: FaultsConfig = field(default_factory=FaultsConfig)  # testing only
 
     def validate(self) -> None:
+        reason = unsafe_output_reason(self.output_dir)
+        _check(reason is None, "output_dir", f"{self.output_dir!r} {reason}; name a dataset directory")
+        _check(0 <= self.seed < 2**63, "seed", "must be in 0..2^63-1")
         for section in (self.generate, self.head, self.generator, self.sampling, self.camera,
                         self.annotate, self.quality, self.ray, self.faults):
             section.validate()

@@ -9,6 +9,7 @@ Writing (plain numpy/dicts in, small picklable receipts out)::
 
 (a generation run does this through ``sfray.generation.storage``). Reading:
 ``reader.RecordReader`` / ``reader.committed_rows`` (what every reader uses),
-``torch_dataset.SfrayDataset``; checking: ``verify.verify_dataset``; converting: ``export`` and
-``importers``. File names: ``layout``.
+``torch_dataset.SfrayDataset``; checking: ``verify.verify_dataset`` (on ``integrity.check_rows``
+and the declared ``record_format``); the write-ahead log: ``receipts``; converting: ``export`` and
+``importers``. File names, the writer lock: ``layout``.
 """

@@ -2,7 +2,8 @@
 
 It holds the resolved generation config, the generator identity, the label schema (ids, names,
 colours, flip pairs from :mod:`sfray.conventions`), the landmark order with its mirror
-permutation, depth units, and counts (total, by status, by reason, shards). A consumer that
+permutation, depth units, counts (total, by status, by reason, shards) and the declared record
+format (``record_format``: per field its codec, dtype and shape; ``sfray.data.record_format``). A consumer that
 trains on the data needs nothing else to interpret the records. Written atomically
 (``sfray.io.atomic``) after every manifest commit, so it never disagrees with a committed manifest for
 long and is never half-written.
@@ -28,6 +29,7 @@ from sfray.conventions import (
 from sfray.data import layout
 from sfray.data.manifest import Manifest
 from sfray.data.record import FORMAT_VERSION
+from sfray.data.record_format import FIELDS, FORMAT_KEY, declared_fields
 from sfray.errors import AssetError
 from sfray.io.atomic import atomic_write_text
 
@@ -61,10 +63,12 @@ def build_dataset_yaml(
     config: dict[str, Any] | None = None,
     generator: str | None = None,
     source: str = "sfray",
+    record_format: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The dataset.yaml content as a dict (``config`` is the resolved config as plain data)."""
+    """The dataset.yaml content as a dict (``config`` is the resolved config as plain data,
+    ``record_format`` the declared {field: {codec, dtype, shape}} of every record)."""
     generators = sorted(set(manifest.table.column(Column.GENERATOR).to_pylist()) - {""})
-    return {
+    content = {
         "format": DATASET_FORMAT,
         "record_format": FORMAT_VERSION,
         "source": source,
@@ -78,6 +82,9 @@ def build_dataset_yaml(
         "counts": manifest.counts(),
         "config": config or {},
     }
+    if record_format:
+        content[FORMAT_KEY] = {FIELDS: record_format}
+    return content
 
 
 def write_dataset_yaml(dataset_dir: str | Path, content: dict[str, Any]) -> Path:
@@ -87,14 +94,17 @@ def write_dataset_yaml(dataset_dir: str | Path, content: dict[str, Any]) -> Path
 
 
 def update_dataset_yaml(dataset_dir: str | Path, *, config: dict[str, Any] | None = None,
-                        generator: str | None = None, source: str | None = None) -> Path:
-    """Refresh counts from the manifest, keeping config/generator/source already in the file."""
+                        generator: str | None = None, source: str | None = None,
+                        record_format: dict[str, Any] | None = None) -> Path:
+    """Refresh counts from the manifest, keeping config/generator/source/record format already in
+    the file unless given."""
     old = read_dataset_yaml(dataset_dir) if (Path(dataset_dir) / layout.DATASET_YAML).is_file() else {}
     content = build_dataset_yaml(
         Manifest.load(dataset_dir),
         config=config if config is not None else old.get("config"),
         generator=generator if generator is not None else old.get("generator"),
         source=source or old.get("source", "sfray"),
+        record_format=record_format if record_format is not None else declared_fields(old),
     )
     return write_dataset_yaml(dataset_dir, content)
 
@@ -104,6 +114,9 @@ def read_dataset_yaml(dataset_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise AssetError(f"{path}: no dataset.yaml; is {dataset_dir} an sfray dataset directory?")
     try:
-        return yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise AssetError(f"{path}: not valid YAML ({exc})") from exc
+        content = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise AssetError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from exc
+    if not isinstance(content, dict):
+        raise AssetError(f"{path}: expected a mapping at the top level, found {type(content).__name__}")
+    return content

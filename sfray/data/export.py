@@ -17,11 +17,19 @@ lossless with respect to the record. Annotation JSON keys: ``z``, ``camera_param
 :data:`OURS_TO_FACESYNTHETICS`, or the record's own source map when it was imported from
 FaceSynthetics), ``{i:06d}_ldmks.txt`` (70 rows ``x y``: iBUG 68, then the pupils of the subject's
 right and left eye; records without pupils get the centroid of that eye's six contour points).
+
+:func:`export_dataset` is the safe entry point (``sfray dataset export``): it refuses a target
+that is the dataset, holds it, is a dataset, or is root-like; it writes the whole export under a
+temporary sibling and renames it into place only when complete, so an error (a full disk, a
+damaged record) leaves no partial export; and a non-empty target is replaced only with
+``overwrite`` (docs/reliability.md).
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,11 +38,22 @@ import numpy as np
 from PIL import Image
 
 from sfray.conventions import JOINT_NAMES, LANDMARK_GROUPS, DepthKind, DepthSource, Field, Status
+from sfray.data import layout
 from sfray.data.colors import ids_to_rgb
 from sfray.data.depth import DepthMap, depth_maps
-from sfray.data.facesynthetics import FS_SCHEMA, OURS_TO_FACESYNTHETICS
+from sfray.data.facesynthetics import (
+    FS_LDMKS_SUFFIX,
+    FS_SCHEMA,
+    FS_SEG_SUFFIX,
+    OURS_TO_FACESYNTHETICS,
+    fs_name,
+)
+from sfray.data.manifest import Manifest
 from sfray.data.torch_dataset import SfrayDataset
-from sfray.io.atomic import atomic_path, atomic_write_text
+from sfray.errors import AssetError, SfrayError
+from sfray.io.atomic import atomic_dir, atomic_path, atomic_write_text
+from sfray.io.paths import unsafe_output_reason
+from sfray.io.space import NoSpaceError, space_error
 
 _J = {name: 3 * i for i, name in enumerate(JOINT_NAMES)}
 #: Annotation JSON key: the DepthSource of ``depth/*.png``.
@@ -42,7 +61,7 @@ DEPTH_PNG_SOURCE = "depth_png_source"
 
 
 def _records(dataset_dir: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    ds = SfrayDataset(dataset_dir, with_meta=True)
+    ds = SfrayDataset(dataset_dir, with_meta=True, verify=True)
     for i in range(len(ds)):
         yield i, {k: (v.numpy() if hasattr(v, "numpy") else v) for k, v in ds[i].items()}
 
@@ -172,19 +191,58 @@ def export_facesynthetics_layout(dataset_dir: str | Path, out_dir: str | Path, *
     index = {}
     n = 0
     for i, rec in _records(dataset_dir):
-        name = f"{i:06d}"
+        name = fs_name(i)
         index[name] = int(rec[Field.SAMPLE_ID])
         _save_image(rec[Field.IMAGE], out / f"{name}.png")
         if rec.get(Field.SOURCE_SCHEMA) == FS_SCHEMA and Field.SOURCE_SEGMENTATION in rec:
             seg = rec[Field.SOURCE_SEGMENTATION].astype(np.uint8)
         else:
             seg = OURS_TO_FACESYNTHETICS[rec[Field.SEGMENTATION].astype(np.int64)]
-        _png(seg, out / f"{name}_seg.png")
+        _png(seg, out / f"{name}{FS_SEG_SUFFIX}")
         if Field.LANDMARKS_2D in rec:
             pts = np.asarray(rec[Field.LANDMARKS_2D], dtype=np.float32)
             if num_landmarks == 70:
                 pts = np.concatenate([pts, _pupils(rec)])
-            _text("".join(f"{x!r} {y!r}\n" for x, y in pts.tolist()), out / f"{name}_ldmks.txt")
+            _text("".join(f"{x!r} {y!r}\n" for x, y in pts.tolist()), out / f"{name}{FS_LDMKS_SUFFIX}")
         n += 1
     _text(json.dumps(index, indent=0), out / "index.json")
     return n
+
+
+def _check_target(dataset_dir: Path, out: Path, overwrite: bool) -> None:
+    src, dst = dataset_dir.resolve(), Path(os.path.abspath(out))
+    reason = unsafe_output_reason(str(out))
+    if reason:
+        raise SfrayError(f"--out {out} {reason}; name a new folder for the export")
+    if dst == src or src in dst.parents or dst in src.parents:
+        raise SfrayError(f"--out {out} is the dataset {dataset_dir}, inside it or above it; export elsewhere")
+    if dst.exists() and not dst.is_dir():
+        raise SfrayError(f"--out {out} exists and is not a directory")
+    if layout.is_dataset_dir(dst):
+        raise SfrayError(f"--out {out} is an sfray dataset; refusing to replace it with an export")
+    if dst.is_dir() and any(dst.iterdir()) and not overwrite:
+        raise SfrayError(f"--out {out} exists and is not empty; pass --overwrite to replace it")
+
+
+def export_dataset(dataset_dir: str | Path, out_dir: str | Path, *, layout: str, overwrite: bool = False) -> int:
+    """Export ``dataset_dir`` into ``out_dir`` (``layout``: synthforge | facesynthetics), all or nothing."""
+    writers = {"synthforge": export_authors_layout, "facesynthetics": export_facesynthetics_layout}
+    if layout not in writers:
+        raise SfrayError(f"unknown export layout {layout!r}; one of {sorted(writers)}")
+    root, out = Path(dataset_dir), Path(out_dir)
+    Manifest.load(root, required=True)  # refuses a directory that is not a dataset
+    _check_target(root, out, overwrite)
+    try:
+        with atomic_dir(out, replace=overwrite) as tmp:
+            return writers[layout](root, tmp)
+    except NoSpaceError:
+        full = space_error(OSError(errno.ENOSPC, "No space left on device"), out.parent)
+        raise NoSpaceError(f"export to {out}: {full}; nothing was written") from None
+    except SfrayError:
+        raise
+    except OSError as exc:
+        full = space_error(exc, out.parent if not out.exists() else out)
+        if full is not None:
+            raise type(full)(f"export to {out}: {full}; nothing was written") from None
+        raise AssetError(f"export to {out} failed: {exc.strerror or exc} "
+                         f"({exc.filename or out}); nothing was written") from None

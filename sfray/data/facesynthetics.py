@@ -13,6 +13,9 @@ direction is a documented many-to-one table:
 
 An imported FaceSynthetics record also keeps its original label map (``source_segmentation`` with
 ``source_schema: facesynthetics``), so exporting it back to this layout is exact.
+
+File names and the landmark text format are defined here once; the importer, the exporter and the
+FaceSynthetics benchmark reader all use them.
 """
 
 from __future__ import annotations
@@ -31,6 +34,40 @@ FS_CLASSES = (
 )
 FS_ID = {name: i for i, name in enumerate(FS_CLASSES)}
 NUM_FS_LANDMARKS = 70
+#: ``{idx:06d}.png`` image, ``{idx:06d}_seg.png`` label map, ``{idx:06d}_ldmks.txt`` landmarks.
+FS_IMAGE_PATTERN = r"(\d+)\.png"
+FS_SEG_SUFFIX = "_seg.png"
+FS_LDMKS_SUFFIX = "_ldmks.txt"
+
+
+def fs_name(index: int) -> str:
+    """The file stem of sample ``index`` (six digits)."""
+    return f"{index:06d}"
+
+
+class LandmarkFormatError(ValueError):
+    """A FaceSynthetics landmark text that is not rows of 'x y' (``count`` True: wrong row count)."""
+
+    def __init__(self, message: str, count: bool = False):
+        super().__init__(message)
+        self.count = count
+
+
+def parse_fs_landmarks(text: str) -> np.ndarray:
+    """``_ldmks.txt`` text -> (70, 2) or (68, 2) float64 (rows of 'x y'; blank lines ignored)."""
+    rows = [ln.split() for ln in text.replace("\r", "\n").split("\n") if ln.strip()]
+    if any(len(r) != 2 for r in rows):
+        raise LandmarkFormatError("expected rows of 'x y' numbers")
+    try:
+        pts = np.array([[float(x), float(y)] for x, y in rows], dtype=np.float64).reshape(-1, 2)
+    except ValueError as exc:
+        raise LandmarkFormatError(f"expected rows of 'x y' numbers ({exc})") from exc
+    if not np.all(np.isfinite(pts)):
+        raise LandmarkFormatError("non-finite coordinate")
+    if pts.shape[0] not in (NUM_FS_LANDMARKS, 68):
+        raise LandmarkFormatError(f"expected {NUM_FS_LANDMARKS} (or 68) rows of 'x y', got {pts.shape[0]}",
+                                  count=True)
+    return pts
 
 _OURS_TO_FS = {
     "face": "skin", "forehead": "skin", "eye_region": "skin", "neck": "neck",

@@ -39,14 +39,27 @@ from sfray.conventions import (
     DepthSource,
     Field,
 )
+from sfray.data import layout
 from sfray.data.colors import rgb_to_ids
-from sfray.data.dataset_yaml import update_dataset_yaml
+from sfray.data.dataset_yaml import read_dataset_yaml, update_dataset_yaml
 from sfray.data.export import DEPTH_PNG_SOURCE
-from sfray.data.facesynthetics import FACESYNTHETICS_TO_OURS, FS_SCHEMA, NUM_FS_LANDMARKS
+from sfray.data.facesynthetics import (
+    FACESYNTHETICS_TO_OURS,
+    FS_IMAGE_PATTERN,
+    FS_LDMKS_SUFFIX,
+    FS_SCHEMA,
+    FS_SEG_SUFFIX,
+    NUM_FS_LANDMARKS,
+    LandmarkFormatError,
+    parse_fs_landmarks,
+)
 from sfray.data.manifest import Manifest, sweep
-from sfray.data.record import encode_record
+from sfray.data.record import encode_record, read_header
+from sfray.data.record_format import declared_fields, merge_formats, record_format
 from sfray.data.shard import ShardReceipt, write_shard
-from sfray.errors import AssetError
+from sfray.errors import AssetError, SfrayError
+from sfray.io.paths import unsafe_output_reason
+from sfray.io.space import space_error
 
 _J = {name: 3 * i for i, name in enumerate(JOINT_NAMES)}
 SYNTHFORGE_GENERATOR = "import:synthforge"
@@ -89,6 +102,17 @@ def _numbered(folder: Path, pattern: str, index_file: Path) -> list[tuple[int, P
     return sorted((index.get(stem, int(stem)), p) for stem, p in found)
 
 
+def _check_target(dataset_dir: Path) -> None:
+    reason = unsafe_output_reason(str(dataset_dir))
+    if reason:
+        raise SfrayError(f"--out {dataset_dir} {reason}; name a dataset directory")
+    if dataset_dir.exists() and not dataset_dir.is_dir():
+        raise SfrayError(f"--out {dataset_dir} exists and is not a directory")
+    if dataset_dir.is_dir() and any(dataset_dir.iterdir()) and not layout.is_dataset_dir(dataset_dir):
+        raise SfrayError(f"--out {dataset_dir} is not empty and is not an sfray dataset; import into a new "
+                         "or empty directory (or an existing dataset, to resume)")
+
+
 def _run_import(
     items: list[tuple[int, Path]],
     build: Callable[[int, Path], dict[str, Any]],
@@ -101,21 +125,39 @@ def _run_import(
     samples_per_shard: int,
     commit_every: int,
 ) -> int:
-    """Encode, shard and commit ``items`` not yet in the manifest; returns how many were imported."""
-    sweep(dataset_dir)  # leftovers of an interrupted import; committed shards are untouched
-    done = set(Manifest.load(dataset_dir).committed_ids().tolist())
-    todo = [(sid, p) for sid, p in items if sid not in done]
-    pending: list[ShardReceipt] = []
-    for start in range(0, len(todo), samples_per_shard):
-        chunk = todo[start:start + samples_per_shard]
-        records = [(sid, encode_record(build(sid, p), image_format=image_format, image_quality=image_quality))
-                   for sid, p in chunk]
-        pending.append(write_shard(dataset_dir, records))
-        if len(pending) >= commit_every:
-            Manifest.commit(dataset_dir, pending)
-            pending = []
-    Manifest.commit(dataset_dir, pending)
-    update_dataset_yaml(dataset_dir, generator=generator, source=source)
+    """Encode, shard and commit ``items`` not yet in the manifest; returns how many were imported.
+
+    Holds the dataset's lock; the target must be new, empty or an sfray dataset (resumed)."""
+    root = Path(dataset_dir)
+    _check_target(root)
+    with layout.dataset_lock(root, "sfray dataset import"):
+        if not layout.is_dataset_dir(root):
+            update_dataset_yaml(root, generator=generator, source=source)  # marks the directory as ours
+        sweep(root)  # leftovers of an interrupted import; committed shards are untouched
+        done = set(Manifest.load(root).committed_ids().tolist())
+        todo = [(sid, p) for sid, p in items if sid not in done]
+        declared = None
+        pending: list[ShardReceipt] = []
+        try:
+            for start in range(0, len(todo), samples_per_shard):
+                chunk = todo[start:start + samples_per_shard]
+                records = [(sid, encode_record(build(sid, p), image_format=image_format,
+                                               image_quality=image_quality)) for sid, p in chunk]
+                for _, data in records:
+                    declared = merge_formats(declared, record_format(read_header(data)[0]))
+                pending.append(write_shard(root, records))
+                if len(pending) >= commit_every:
+                    Manifest.commit(root, pending)
+                    pending = []
+            Manifest.commit(root, pending)
+        except OSError as exc:
+            full = space_error(exc, root)
+            if full is not None:
+                raise type(full)(f"import into {root}: {full}; the shards committed so far are kept") from None
+            raise
+        old = read_dataset_yaml(root)
+        update_dataset_yaml(root, generator=generator, source=source,
+                            record_format=merge_formats(declared_fields(old), declared or {}) or None)
     return len(todo)
 
 
@@ -209,6 +251,8 @@ def import_synthforge(src_dir: str | Path, dataset_dir: str | Path, *, image_for
                       image_quality: int = 95, samples_per_shard: int = 256, commit_every: int = 16) -> int:
     """Import the authors' released layout (``images/ seg/ depth/ annotations/``) into ``dataset_dir``."""
     src = Path(src_dir)
+    if not src.is_dir():
+        raise AssetError(f"{src}: no such folder (expected the SynthForge layout images/ seg/ depth/ annotations/)")
     if not (src / "images").is_dir():
         raise AssetError(f"{src}: no images/ folder; expected the SynthForge layout "
                          "images/ seg/ depth/ annotations/")
@@ -224,21 +268,18 @@ def import_synthforge(src_dir: str | Path, dataset_dir: str | Path, *, image_for
 def _facesynthetics_sample(src: Path, sid: int, image_path: Path) -> dict[str, Any]:
     stem = image_path.stem
     rec, h, w = _image_record(sid, image_path, FACESYNTHETICS_GENERATOR)
-    seg_path = src / f"{stem}_seg.png"
+    seg_path = src / f"{stem}{FS_SEG_SUFFIX}"
     if seg_path.is_file():
         fs = _gray(seg_path).astype(np.uint8)
         rec[Field.SEGMENTATION] = FACESYNTHETICS_TO_OURS[fs]
         rec[Field.SOURCE_SEGMENTATION] = fs
         rec[Field.SOURCE_SCHEMA] = FS_SCHEMA
-    ldmk_path = src / f"{stem}_ldmks.txt"
+    ldmk_path = src / f"{stem}{FS_LDMKS_SUFFIX}"
     if ldmk_path.is_file():
         try:
-            pts = np.loadtxt(ldmk_path, dtype=np.float64, ndmin=2).astype(np.float32)
-        except ValueError as exc:
-            raise AssetError(f"{ldmk_path}: expected rows of 'x y' numbers ({exc})") from exc
-        if pts.shape[1] != 2 or pts.shape[0] not in (NUM_LANDMARKS, NUM_FS_LANDMARKS):
-            raise AssetError(f"{ldmk_path}: expected {NUM_FS_LANDMARKS} (or 68) rows of 'x y', "
-                             f"got shape {pts.shape}")
+            pts = parse_fs_landmarks(ldmk_path.read_text(errors="replace")).astype(np.float32)
+        except LandmarkFormatError as exc:
+            raise AssetError(f"{ldmk_path}: {exc}") from exc
         rec[Field.LANDMARKS_2D] = pts[:NUM_LANDMARKS]
         rec[Field.LANDMARKS_VISIBLE] = _visible_inside(pts[:NUM_LANDMARKS], w, h)
         if pts.shape[0] == NUM_FS_LANDMARKS:
@@ -253,7 +294,7 @@ def import_facesynthetics(src_dir: str | Path, dataset_dir: str | Path, *, image
     src = Path(src_dir)
     if not src.is_dir():
         raise AssetError(f"{src}: not a directory")
-    items = _numbered(src, r"(\d+)\.png", src / "index.json")
+    items = _numbered(src, FS_IMAGE_PATTERN, src / "index.json")
     if not items:
         raise AssetError(f"{src}: no FaceSynthetics images ({{idx:06d}}.png) found")
     return _run_import(items, lambda sid, p: _facesynthetics_sample(src, sid, p), dataset_dir,

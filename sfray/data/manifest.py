@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from sfray.conventions import Column, Field, Status
 from sfray.data import layout
+from sfray.data.receipts import receipt_shards
 from sfray.errors import AssetError, SfrayError
 from sfray.io.atomic import atomic_path
 
@@ -121,9 +122,15 @@ class Manifest:
                 raise AssetError(f"{path}: no manifest; is {dataset_dir} an sfray dataset directory?")
             return cls()
         try:
-            return cls(pq.read_table(path))
+            table = pq.read_table(path)
         except (pa.ArrowException, OSError) as exc:
-            raise AssetError(f"{path}: not a readable Parquet manifest ({exc})") from exc
+            raise AssetError(f"{path}: not a readable Parquet manifest ({exc}); if the dataset's "
+                             f"receipts/ are intact, moving the file aside rebuilds it on the next run") from None
+        missing = [c for c in (Column.SAMPLE_ID, Column.SHARD, Column.KEY, Column.CHECKSUM, Column.STATUS)
+                   if c not in table.column_names]
+        if missing:
+            raise AssetError(f"{path}: not an sfray manifest (no column(s) {missing})")
+        return cls(table)
 
     @classmethod
     def commit(cls, dataset_dir: str | Path, receipts: Iterable[Any]) -> Manifest:
@@ -155,6 +162,18 @@ class Manifest:
             return current
         table = pa.concat_tables([current.table, _rows_to_table(fresh)], promote_options="permissive")
         table = table.sort_by(Column.SAMPLE_ID)
+        with atomic_path(root / layout.MANIFEST_FILE) as tmp:
+            pq.write_table(table, tmp)
+        return cls(table)
+
+    @classmethod
+    def remove(cls, dataset_dir: str | Path, sample_ids: Iterable[int]) -> Manifest:
+        """Drop the rows of ``sample_ids`` and rewrite atomically (a rerun found their records
+        missing or corrupt and will make them again)."""
+        root = Path(dataset_dir)
+        current = cls.load(root)
+        gone = pa.array(sorted({int(i) for i in sample_ids}), pa.int64())
+        table = current.table.filter(pc.invert(pc.is_in(current.table.column(Column.SAMPLE_ID), gone)))
         with atomic_path(root / layout.MANIFEST_FILE) as tmp:
             pq.write_table(table, tmp)
         return cls(table)
@@ -195,14 +214,15 @@ class Manifest:
 def sweep(dataset_dir: str | Path, *, unreferenced: str = "keep") -> dict[str, list[str]]:
     """Remove leftovers of interrupted writes; run only while no writer is active (job start).
 
-    Deletes tmp shards and tmp manifests. Complete shards that no manifest row references are
-    kept (``"keep"``: a retry with the same ids rewrites them idempotently), moved to
-    ``DATASET/orphans/`` (``"move"``: lets a rerun rebuild them even if its bytes differ), or
-    deleted (``"delete"``). Committed shards are never touched.
+    Refuses a directory that is not an sfray dataset. Deletes tmp shards and tmp manifests.
+    Complete shards that neither a manifest row nor a receipt (``sfray.data.receipts``: shards
+    about to be committed) references are kept (``"keep"``: a retry with the same ids rewrites
+    them idempotently), moved to ``DATASET/orphans/`` (``"move"``: lets a rerun rebuild them even
+    if its bytes differ), or deleted (``"delete"``). Committed shards are never touched.
     """
     if unreferenced not in SWEEP_MODES:
         raise SfrayError(f"sweep: unreferenced='{unreferenced}' is not one of {SWEEP_MODES}")
-    root = Path(dataset_dir)
+    root = layout.require_dataset(dataset_dir, "sweep it")
     removed = []
     for p in layout.tmp_files(root):
         if p.is_dir():
@@ -210,7 +230,7 @@ def sweep(dataset_dir: str | Path, *, unreferenced: str = "keep") -> dict[str, l
         else:
             p.unlink(missing_ok=True)
         removed.append(str(p.relative_to(root)))
-    referenced = set(Manifest.load(root).shards())
+    referenced = set(Manifest.load(root).shards()) | receipt_shards(root)
     orphans = [n for n in layout.complete_shards(root) if n not in referenced]
     moved = []
     for name in orphans:

@@ -162,7 +162,15 @@ def read_header(data: bytes | memoryview) -> tuple[dict[str, Any], int]:
         raise AssetError(f"record format version {version} is newer than this sfray "
                          f"({FORMAT_VERSION}); upgrade sfray")
     start = _PREFIX.size
-    header = json.loads(bytes(data[start:start + hlen]).decode("utf-8"))
+    if start + hlen > len(data):
+        raise AssetError(f"record header of {hlen} bytes runs past the record's {len(data)} bytes (truncated)")
+    try:
+        header = json.loads(bytes(data[start:start + hlen]).decode("utf-8"))
+    except ValueError as exc:  # JSON or UTF-8: a corrupt header
+        raise AssetError(f"record header is not valid JSON ({exc})") from None
+    if not isinstance(header, dict) or not isinstance(header.get("blobs"), list) \
+            or not isinstance(header.get("meta"), dict):
+        raise AssetError("record header lacks its 'blobs' table or 'meta' entry")
     return header, start + hlen
 
 
@@ -192,7 +200,13 @@ def decode_record(data: bytes | memoryview, fields: Iterable[str] | None = None)
     for name, codec, dtype, shape, offset, length in header["blobs"]:
         if wanted is not None and name not in wanted:
             continue
-        arr = _decode_blob(codec, dtype, shape, bytes(data[base + offset:base + offset + length]))
+        try:
+            arr = _decode_blob(codec, dtype, shape, bytes(data[base + offset:base + offset + length]))
+        except AssetError:
+            raise
+        except Exception as exc:  # zlib, PIL, numpy: a damaged blob, whatever the codec says
+            raise AssetError(f"record of sample {out.get(Field.SAMPLE_ID, '?')}: blob '{name}' ({codec}) does "
+                             f"not decode ({type(exc).__name__}: {exc}); run `sfray dataset verify`") from None
         out[name] = arr.astype(np.float32) if name in _FLOAT16 else arr
     return out
 

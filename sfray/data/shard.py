@@ -34,7 +34,7 @@ import numpy as np
 from sfray.conventions import Field
 from sfray.data import layout
 from sfray.data.manifest import sample_row
-from sfray.data.record import decode_record, record_checksum
+from sfray.data.record import decode_record, read_header, record_checksum
 from sfray.errors import AssetError, SfrayError
 from sfray.io.atomic import fsync_dir, fsync_file, tmp_path_for
 
@@ -206,6 +206,16 @@ class _EnvCache:
                                 max_readers=512)
             except lmdb.Error as exc:
                 raise AssetError(f"{path}: not a readable LMDB shard ({exc})") from exc
+            # A truncated file maps fewer pages than LMDB's meta page promises; touching them would
+            # kill the process with SIGBUS, so such a shard is refused before any read.
+            try:
+                needed = (int(env.info()["last_pgno"]) + 1) * int(env.stat()["psize"])
+            except lmdb.Error as exc:
+                env.close()
+                raise AssetError(f"{path}: not a readable LMDB shard ({exc})") from exc
+            if needed > st.st_size:
+                env.close()
+                raise AssetError(f"{path}: shard is truncated ({st.st_size} of {needed} bytes)")
             entry = self.envs[key] = [env, 0]
         entry[1] += 1
         return key, entry[0]
@@ -260,6 +270,17 @@ class ShardReader:
         if value is None:
             raise KeyError(f"{self.path}: no record '{k}'")
         return value
+
+    def header(self, key: str | int) -> tuple[dict[str, Any], int, int]:
+        """(record header, offset of its first blob, record length) without copying the blobs:
+        a structural check that reads only the start of each value. KeyError if absent."""
+        k = sample_key(key) if isinstance(key, (int, np.integer)) else key
+        with self._open().begin(buffers=True) as txn:
+            value = txn.get(k.encode())
+            if value is None:
+                raise KeyError(f"{self.path}: no record '{k}'")
+            head, base = read_header(value)
+            return head, base, len(value)
 
     def __iter__(self) -> Iterator[tuple[str, bytes]]:
         """(key, record bytes) pairs in key order."""

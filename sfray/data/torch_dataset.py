@@ -17,7 +17,8 @@ import torch
 
 from sfray.conventions import KEPT_STATUSES, Column, Field
 from sfray.data.reader import RecordReader, committed_rows
-from sfray.data.record import decode_record
+from sfray.data.record import decode_record, record_checksum
+from sfray.errors import AssetError
 
 _LONG = (Field.SEGMENTATION,)
 _META_TENSORS = (Field.SAMPLE_ID, Field.SEED)
@@ -31,6 +32,7 @@ class SfrayDataset(torch.utils.data.Dataset):
     landmarks_3d (68, 3), landmarks_visible (68,) bool, camera (25,), shape, expression, pose, z
     float32, sample_id and seed int64 scalars. ``with_meta`` adds the non-tensor entries
     (generator, quality, status, depth_kind, ...). ``fields`` limits which blobs are decoded.
+    ``verify`` checks every record against its manifest checksum (exports do; ~1 ms per MB).
     """
 
     def __init__(
@@ -42,12 +44,14 @@ class SfrayDataset(torch.utils.data.Dataset):
         float_image: bool = False,
         with_meta: bool = False,
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        verify: bool = False,
     ):
         self.root = Path(dataset_dir)
         table = committed_rows(self.root, statuses)
         self._ids = table.column(Column.SAMPLE_ID).to_numpy().astype(np.int64)
         self._shards = table.column(Column.SHARD).to_pylist()
         self._keys = table.column(Column.KEY).to_pylist()
+        self._sums = table.column(Column.CHECKSUM).to_pylist() if verify else None
         self.fields = None if fields is None else tuple(fields)
         self.float_image = float_image
         self.with_meta = with_meta
@@ -62,8 +66,13 @@ class SfrayDataset(torch.utils.data.Dataset):
         return self._ids
 
     def raw(self, index: int) -> bytes:
-        """The record bytes of sample ``index`` (manifest order)."""
-        return self._reader.get(self._shards[index], self._keys[index])
+        """The record bytes of sample ``index`` (manifest order); with ``verify``, checked against
+        the manifest checksum (a damaged record raises AssetError instead of decoding to garbage)."""
+        data = self._reader.get(self._shards[index], self._keys[index])
+        if self._sums is not None and record_checksum(data) != self._sums[index]:
+            raise AssetError(f"{self.root}: sample {self._ids[index]} in shard {self._shards[index]} does not "
+                             "match its manifest checksum (record corrupted); run `sfray dataset verify`")
+        return data
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         rec = decode_record(self.raw(index), self.fields)

@@ -1,24 +1,30 @@
 """Integrity checks and statistics of a dataset directory (``sfray dataset verify|stats``).
 
-``verify_dataset`` re-reads every committed record and checks it against the manifest: the shard
-exists and is complete (not a tmp file), the key exists, the sha256 of the bytes equals the
-manifest checksum, and the record's own ``sample_id`` agrees. Leftover tmp files and shards no
-row references are reported as warnings (a sweep removes or moves them), not failures.
+``verify_dataset`` re-reads every committed record and checks it against the manifest
+(``sfray.data.integrity``): the shard name stays inside ``shards/``, the shard exists and is not
+truncated, the key exists, the sha256 of the bytes equals the manifest checksum, the record's
+own ``sample_id`` agrees, and its format (fields, codecs, dtypes, shapes) is the one the dataset
+declares (``sfray.data.record_format``): the ``record_format`` of dataset.yaml, the resolution and
+image codec of the config that made it, or, without either, the first record's. Leftover tmp
+files and shards no row references are reported as warnings (a sweep removes or moves them).
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
-from sfray.conventions import NUM_SEG_CLASSES, SEG_NAMES, Column, Field, Status
+from sfray.conventions import KEPT_STATUSES, NUM_SEG_CLASSES, SEG_NAMES, Column, Field
 from sfray.data import layout
+from sfray.data.dataset_yaml import read_dataset_yaml
+from sfray.data.integrity import check_rows
 from sfray.data.manifest import Manifest
-from sfray.data.record import read_header, record_checksum
+from sfray.data.record_format import config_expectation, declared_fields, record_format
 from sfray.data.shard import ShardReader
 from sfray.data.torch_dataset import SfrayDataset
 from sfray.errors import AssetError
@@ -36,6 +42,45 @@ class VerifyReport:
         return not self.problems
 
 
+def _saved_config(root: Path, dataset_yaml: dict[str, Any]) -> dict[str, Any] | None:
+    path = root / layout.CONFIG_FILE
+    if path.is_file():
+        try:
+            tree = yaml.safe_load(path.read_text())
+        except (yaml.YAMLError, OSError, UnicodeDecodeError):
+            tree = None
+        if isinstance(tree, dict):
+            return tree
+    config = dataset_yaml.get("config")
+    return config if isinstance(config, dict) else None
+
+
+def _first_format(root: Path, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The format of the first readable record (a dataset without a declaration must agree with it)."""
+    for row in rows[:16]:
+        try:
+            with ShardReader(layout.shard_path(root, row[Column.SHARD])) as reader:
+                header, _, _ = reader.header(row[Column.KEY])
+            return record_format(header)
+        except (AssetError, KeyError):
+            continue
+    return None
+
+
+def declared_format(dataset_dir: str | Path, rows: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    """The format every record of ``dataset_dir`` must have (see the module docstring)."""
+    root = Path(dataset_dir)
+    try:
+        content = read_dataset_yaml(root) if (root / layout.DATASET_YAML).is_file() else {}
+    except AssetError:
+        content = {}
+    declared = declared_fields(content)
+    if declared is None and rows:
+        declared = _first_format(root, [r for r in rows if r.get(Column.SHARD)])
+    expect = config_expectation(_saved_config(root, content))
+    return {**(declared or {}), **expect} or None
+
+
 def verify_dataset(dataset_dir: str | Path) -> VerifyReport:
     """Check every manifest row against its record; see the module docstring."""
     root = Path(dataset_dir)
@@ -44,54 +89,29 @@ def verify_dataset(dataset_dir: str | Path) -> VerifyReport:
     rows = manifest.rows()
     dup = [sid for sid, n in Counter(r[Column.SAMPLE_ID] for r in rows).items() if n > 1]
     report.problems += [f"sample {sid}: listed more than once in the manifest" for sid in sorted(dup)]
-    by_shard: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        if row[Column.STATUS] == Status.DROPPED and not row[Column.SHARD]:
-            continue
-        if layout.is_tmp(row[Column.SHARD] or ""):
-            report.problems.append(f"sample {row[Column.SAMPLE_ID]}: manifest lists temporary shard "
-                                   f"'{row[Column.SHARD]}'")
-            continue
-        by_shard[row[Column.SHARD]].append(row)
-    for shard, shard_rows in sorted(by_shard.items()):
-        path = layout.shard_path(root, shard)
-        if not path.is_file():
-            report.problems.append(f"shard {shard}: file {path} missing ({len(shard_rows)} manifest rows)")
-            continue
-        report.shards += 1
-        try:
-            with ShardReader(path) as reader:
-                for row in shard_rows:
-                    report.checked += 1
-                    _check_row(reader, row, report)
-        except AssetError as exc:
-            report.problems.append(f"shard {shard}: {exc}")
+    kept = [r for r in rows if r[Column.STATUS] in KEPT_STATUSES or r[Column.SHARD]]
+    report.problems += [f"sample {r[Column.SAMPLE_ID]}: status {r[Column.STATUS]} but no shard"
+                        for r in kept if not r[Column.SHARD]]
+    result = check_rows(root, kept, level="records", declared=declared_format(root, kept))
+    report.checked, report.shards = result.checked, result.shards
+    whole: dict[str, list[int]] = {}
+    for p in result.problems:
+        if p.whole_shard:
+            whole.setdefault(p.shard, []).append(p.sample_id)
+        else:
+            report.problems.append(str(p))
+    for shard, ids in whole.items():
+        problem = next(p.problem for p in result.problems if p.shard == shard and p.whole_shard)
+        name = shard if layout.is_shard_name(shard) else repr(shard)
+        report.problems.append(f"shard {name}: {problem} ({len(ids)} manifest rows: samples "
+                               f"{min(ids)}..{max(ids)})")
     for p in layout.tmp_files(root):
         report.warnings.append(f"leftover temporary file {p.relative_to(root)} (removed by a sweep)")
-    referenced = set(by_shard)
+    referenced = {r[Column.SHARD] for r in kept}
     for name in layout.complete_shards(root):
         if name not in referenced:
             report.warnings.append(f"shard {name} is not referenced by the manifest (uncommitted)")
     return report
-
-
-def _check_row(reader: ShardReader, row: dict[str, Any], report: VerifyReport) -> None:
-    sid, key, shard = row[Column.SAMPLE_ID], row[Column.KEY], row[Column.SHARD]
-    try:
-        data = reader.get(key)
-    except KeyError:
-        report.problems.append(f"sample {sid}: key '{key}' not found in shard {shard}")
-        return
-    if record_checksum(data) != row[Column.CHECKSUM]:
-        report.problems.append(f"sample {sid}: checksum mismatch in shard {shard} (record corrupted)")
-        return
-    try:
-        header, _ = read_header(data)
-    except (AssetError, ValueError) as exc:
-        report.problems.append(f"sample {sid}: record does not decode ({exc})")
-        return
-    if int(header["meta"].get(Field.SAMPLE_ID, -1)) != int(sid):
-        report.problems.append(f"sample {sid}: record says sample_id {header['meta'].get(Field.SAMPLE_ID)}")
 
 
 def dataset_stats(dataset_dir: str | Path, *, sample: int = 256) -> dict[str, Any]:

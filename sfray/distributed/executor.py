@@ -13,18 +13,27 @@ executor reports as ``WorkerLost``; the run commits every shard already written 
 pass over the missing units (``ray.max_attempts``). Records stay byte-identical because a sample
 depends only on (seed, id, config). An error raised while an actor is constructed (a bad asset, a
 bug) is not a lost worker and fails the run with its own message.
+
+Errors come back as one line (docs/reliability.md): the actor and the datasink raise an
+``SfrayError`` naming the samples, the cause and the log file with the traceback
+(``sfray.generation.failures``); this executor digs it out of Ray's wrappers and raises it as is.
+Ray Data's own console lines about the failure and the workers' stack dumps are kept off the
+terminal (they stay in Ray's log files); an error without an sfray cause is logged under
+``DATASET/logs/`` and reported with that path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import ray
-from ray.exceptions import NodeDiedError, RayActorError, WorkerCrashedError
+import torch
+from ray.exceptions import NodeDiedError, RayActorError, RayError, WorkerCrashedError
 from ray.util.annotations import RayDeprecationWarning
 
 from sfray.config.loader import to_yaml
@@ -32,8 +41,11 @@ from sfray.config.schema import GenerateJobConfig, RayConfig
 from sfray.distributed.generate_actor import COL_IDS, COL_UNIT, GeneratorActor
 from sfray.distributed.lmdb_datasink import LmdbShardDatasink
 from sfray.distributed.runtime import ray_session
+from sfray.errors import ConfigError, SfrayError
 from sfray.generation.executor import WorkerLost
+from sfray.generation.failures import sample_failure
 from sfray.generation.plan import WorkUnit
+from sfray.generation.preflight import check_device
 
 
 class RayExecutor:
@@ -43,23 +55,84 @@ class RayExecutor:
         self.ray_cfg = ray_cfg
         self.max_attempts = int(ray_cfg.max_attempts)
 
+    def check(self, cfg: GenerateJobConfig) -> None:
+        """The workers' device: Ray hides GPUs from actors that asked for none, and a local Ray
+        waits forever for GPUs this machine does not have."""
+        device, gpus = cfg.generator.device, cfg.ray.gpus_per_actor
+        if device.startswith("cuda") and gpus <= 0:
+            raise ConfigError(f"config key 'generator.device' is {device!r} but ray.gpus_per_actor is 0, so "
+                              "Ray gives the generation workers no GPU; set ray.gpus_per_actor=1 (or "
+                              "generator.device=auto)")
+        local = not (cfg.ray.address or os.environ.get("RAY_ADDRESS")) and not ray.is_initialized()
+        if local and device.startswith("cuda"):
+            check_device(device)
+        if local and gpus > 0 and not torch.cuda.is_available():
+            raise ConfigError(f"config key 'ray.gpus_per_actor' is {gpus} but this machine has no usable CUDA "
+                              "device and Ray runs locally (ray.address unset): the workers would wait for a GPU "
+                              "forever; set ray.gpus_per_actor=0, or ray.address to join a cluster with GPUs")
+
     @contextlib.contextmanager
     def session(self, cfg: GenerateJobConfig) -> Iterator[None]:
         """A Ray runtime for the whole run (started locally, loopback only, unless one is running)."""
         local_cpus = max(os.cpu_count() or 1, int(cfg.ray.actors_max * cfg.ray.cpus_per_actor) + 1)
-        with ray_session(cfg.ray, default_num_cpus=local_cpus):
+        with ray_session(cfg.ray, default_num_cpus=local_cpus, log_to_driver=False):
             yield
 
     def execute(self, cfg: GenerateJobConfig, units: Sequence[WorkUnit]) -> None:
         ds = _build_dataset(cfg, units)
         try:
-            ds.write_datasink(LmdbShardDatasink(str(Path(cfg.output_dir))))
-        except RayActorError as exc:
-            if exc.actor_init_failed:
-                raise
-            raise WorkerLost(f"a generation worker died ({type(exc).__name__})") from exc
-        except (WorkerCrashedError, NodeDiedError) as exc:
-            raise WorkerLost(f"a generation worker was lost ({type(exc).__name__})") from exc
+            with _quiet_ray_data_console():
+                ds.write_datasink(LmdbShardDatasink(str(Path(cfg.output_dir))))
+        except Exception as exc:
+            user = sfray_cause(exc)
+            if user is not None:
+                raise user from None
+            if isinstance(exc, RayActorError) and not exc.actor_init_failed or \
+                    isinstance(exc, (WorkerCrashedError, NodeDiedError)):
+                raise WorkerLost(f"a generation worker was lost ({type(exc).__name__})") from None
+            ids = [int(i) for u in units for i in u.sample_ids]
+            raise sample_failure(cfg.output_dir, ids, exc, stage="running the Ray pipeline for") from None
+
+
+def sfray_cause(exc: BaseException) -> SfrayError | None:
+    """The ``SfrayError`` a worker raised, dug out of Ray's wrappers (RayTaskError, ActorDiedError,
+    Ray Data's UserCodeException), as a plain instance of its own class; None if there is none."""
+    todo, seen = [exc], set()
+    while todo:
+        e = todo.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, SfrayError) and not isinstance(e, RayError):
+            line = getattr(e, "line", None) or (str(e.args[0]).split("\n")[0] if e.args else str(e))
+            return type(e)(line)
+        for attr in ("cause", "__cause__", "__context__"):
+            nxt = getattr(e, attr, None)
+            if isinstance(nxt, BaseException):
+                todo.append(nxt)
+        todo.extend(a for a in getattr(e, "args", ()) if isinstance(a, BaseException))
+    return None
+
+
+class _DropErrors(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR and "execution failed" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_ray_data_console() -> Iterator[None]:
+    """Keep Ray Data's error lines off the terminal while it runs (they stay in ray-data.log):
+    sfray reports a failure itself, in one line."""
+    handlers = [h for h in logging.getLogger("ray.data").handlers if isinstance(h, logging.StreamHandler)
+                and not isinstance(h, logging.FileHandler)]
+    drop = _DropErrors()
+    for h in handlers:
+        h.addFilter(drop)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.removeFilter(drop)
 
 
 def _build_dataset(cfg: GenerateJobConfig, units: Sequence[WorkUnit]) -> ray.data.Dataset:
@@ -67,6 +140,7 @@ def _build_dataset(cfg: GenerateJobConfig, units: Sequence[WorkUnit]) -> ray.dat
     ctx.enable_progress_bars = False  # sfray prints its own progress line (samples/s, ETA, dropped)
     ctx.enable_operator_progress_bars = False
     ctx.print_on_execution_start = False
+    ctx.raise_original_map_exception = True  # the actor's one-line SfrayError, not a UserCodeException
     items = [{COL_UNIT: u.unit, COL_IDS: u.sample_ids.tolist()} for u in units]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     with warnings.catch_warnings():

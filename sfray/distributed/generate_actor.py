@@ -5,6 +5,10 @@ and calls it with batches of work units (one row = one future shard). It returns
 with the encoded records; the LMDB datasink writes them. Generation and annotation share the
 actor because the annotator needs the generator's mesh and depth, and actor -> actor stages never
 fuse in Ray Data. The config travels as its YAML text (a few kB).
+
+A failure in the constructor or a call is logged with its traceback under ``DATASET/logs/`` and
+re-raised as one ``SfrayError`` line naming the samples and the cause
+(``sfray.generation.failures``), which the executor hands to the user instead of a stack dump.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy as np
 from sfray.config.loader import config_from_yaml_text
 from sfray.config.schema import GenerateJobConfig
 from sfray.generation import faults
+from sfray.generation.failures import sample_failure
 from sfray.generation.producer import SampleProducer
 
 #: Column names of the rows flowing into the actors (unit, ids) and on into the datasink (ids, ...).
@@ -31,14 +36,20 @@ class GeneratorActor:
 
     def __init__(self, config_yaml: str):
         self.cfg = config_from_yaml_text(GenerateJobConfig, config_yaml)
-        self.producer = SampleProducer(self.cfg)
+        try:
+            self.producer = SampleProducer(self.cfg)
+        except Exception as exc:
+            raise sample_failure(self.cfg.output_dir, [], exc, stage="building the generator") from None
         self.calls = 0
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {COL_IDS: [], COL_RECORDS: [], COL_ROWS: []}
         for ids in batch[COL_IDS]:
             ids = np.asarray(ids, dtype=np.int64)
-            produced = self.producer.produce(ids)
+            try:
+                produced = self.producer.produce(ids)
+            except Exception as exc:
+                raise sample_failure(self.cfg.output_dir, ids.tolist(), exc) from None
             out[COL_IDS].append(ids.tolist())
             out[COL_RECORDS].append([p.record or b"" for p in produced])
             out[COL_ROWS].append(json.dumps([p.row for p in produced]))

@@ -13,13 +13,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sfray.benchmarks.schemas import LAPA106_OUTER_EYE_CORNERS
 from sfray.conventions import LANDMARK_GROUPS, OUTER_EYE_CORNERS
 from sfray.errors import SfrayError
 
 #: Normalisation modes of :func:`nme`.
 NORMS = ("inter_ocular", "inter_pupil")
-#: Outer eye corners of LaPa's 106-point layout (0-based).
-LAPA106_OUTER_EYE_CORNERS = (66, 79)
+#: Default failure threshold of FR and AUC (NME as a fraction).
+DEFAULT_FAILURE_THRESHOLD = 0.08
+__all__ = ["LAPA106_OUTER_EYE_CORNERS", "NORMS", "auc", "failure_rate", "landmark_summary", "nme",
+           "normalising_distance"]
 
 
 def _as_array(x) -> np.ndarray:
@@ -66,13 +69,13 @@ def nme(pred, gt, *, norm: str = "inter_ocular", corners: Sequence[int] | None =
     return np.linalg.norm(pred - gt, axis=-1).mean(axis=1) / d
 
 
-def failure_rate(errors, threshold: float = 0.08) -> float:
+def failure_rate(errors, threshold: float = DEFAULT_FAILURE_THRESHOLD) -> float:
     """Fraction of images whose NME exceeds ``threshold`` (FR@threshold)."""
     e = _as_array(errors).reshape(-1)
     return float(np.mean(e > threshold)) if e.size else float("nan")
 
 
-def auc(errors, threshold: float = 0.08, steps: int = 10_000) -> float:
+def auc(errors, threshold: float = DEFAULT_FAILURE_THRESHOLD, steps: int = 10_000) -> float:
     """Area under the cumulative error distribution on [0, threshold], normalised to [0, 1]."""
     e = np.sort(_as_array(errors).reshape(-1))
     if not e.size:
@@ -80,3 +83,10 @@ def auc(errors, threshold: float = 0.08, steps: int = 10_000) -> float:
     x = np.linspace(0.0, threshold, steps + 1)
     ced = np.searchsorted(e, x, side="right") / e.size
     return float(np.trapezoid(ced, x) / threshold)
+
+
+def landmark_summary(errors, threshold: float = DEFAULT_FAILURE_THRESHOLD) -> dict[str, float]:
+    """Mean NME, FR and AUC at ``threshold`` of per-image errors (fractions), plus the image count."""
+    e = _as_array(errors).reshape(-1)
+    return {"images": int(e.size), "nme": float(e.mean()) if e.size else float("nan"),
+            "fr": failure_rate(e, threshold), "auc": auc(e, threshold), "threshold": float(threshold)}

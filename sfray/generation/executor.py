@@ -10,6 +10,9 @@ store them with :func:`sfray.generation.storage.write_unit`. Two exist:
 
 An executor that loses workers (a crashed process, a lost node) raises :class:`WorkerLost`; the
 run then commits what finished and starts another pass over the rest, up to ``max_attempts``.
+Any other failure reaches the run as one ``SfrayError`` line naming the samples, the cause and
+the log file with the traceback (``sfray.generation.failures``). ``check(cfg)`` runs in the
+preflight, before any worker starts: the device the workers will use exists.
 """
 
 from __future__ import annotations
@@ -22,12 +25,15 @@ import numpy as np
 import torch
 
 from sfray.config.schema import GenerateJobConfig
+from sfray.errors import SfrayError
+from sfray.generation.failures import sample_failure
 from sfray.generation.plan import WorkUnit
+from sfray.generation.preflight import check_device
 from sfray.generation.producer import ProducedSample, SampleProducer
 from sfray.generation.storage import write_unit
 
 
-class WorkerLost(RuntimeError):
+class WorkerLost(SfrayError):
     """Some units were not executed because a worker process (or its node) died."""
 
 
@@ -36,6 +42,10 @@ class Executor(Protocol):
 
     #: Passes a run makes when workers are lost (1: never retry).
     max_attempts: int
+
+    def check(self, cfg: GenerateJobConfig) -> None:
+        """Preflight of what this executor needs (the workers' device); raises SfrayError."""
+        ...
 
     def session(self, cfg: GenerateJobConfig) -> contextlib.AbstractContextManager[Any]:
         """Resources held across the passes of one run (e.g. a Ray runtime)."""
@@ -56,6 +66,12 @@ class InProcessExecutor:
         self._producer: SampleProducer | None = None
         self._cfg: GenerateJobConfig | None = None
 
+    def check(self, cfg: GenerateJobConfig) -> None:
+        if self.device is None:
+            check_device(cfg.generator.device)
+        else:
+            check_device(str(self.device), key="device")
+
     def producer(self, cfg: GenerateJobConfig) -> SampleProducer:
         if self._producer is None or self._cfg != cfg:
             self._producer, self._cfg = SampleProducer(cfg, self.device), cfg
@@ -72,6 +88,9 @@ class InProcessExecutor:
 
     def execute(self, cfg: GenerateJobConfig, units: Sequence[WorkUnit]) -> None:
         for unit in units:
-            made = self.records(cfg, unit.sample_ids)
-            write_unit(cfg.output_dir, unit.sample_ids.tolist(), [m.record for m in made],
-                       [m.row for m in made])
+            ids = unit.sample_ids.tolist()
+            try:
+                made = self.records(cfg, unit.sample_ids)
+            except Exception as exc:
+                raise sample_failure(cfg.output_dir, ids, exc) from None
+            write_unit(cfg.output_dir, ids, [m.record for m in made], [m.row for m in made])

@@ -35,6 +35,7 @@ import torch
 from sfray.errors import AssetError, UnsafePickleError
 from sfray.geometry.transform import is_identity, transform_points
 from sfray.io.atomic import atomic_path
+from sfray.io.paths import require_file
 
 #: ``format`` metadata of sfray's own map files.
 MAP_FORMAT = "sfray-alignment-map"
@@ -216,7 +217,7 @@ def load_torch_mlp(path: str | os.PathLike) -> AlignmentMap:
     except Exception as exc:  # torch raises UnpicklingError/RuntimeError for refused globals
         text = str(exc)
         msg = text.splitlines()[0] if text else type(exc).__name__
-        if "WeightsUnpickler error" in text or "Unsupported global" in text:
+        if re.search(r"WeightsUnpickler error|unsupported global", text, re.IGNORECASE):
             found = re.search(r"GLOBAL (\S+)", text)
             what = f"'{found.group(1)}'" if found else "a callable"
             raise UnsafePickleError(
@@ -283,9 +284,8 @@ def load_alignment_map(path: str | os.PathLike | None) -> AlignmentMap:
     """``annotate.alignment_map``: None -> identity; ``.safetensors`` -> sfray; torch file -> authors'."""
     if path is None or str(path) == "":
         return AlignmentMap.identity()
-    p = Path(path)
-    if not p.is_file():
-        raise AssetError(f"{p}: alignment map file not found (config key annotate.alignment_map)")
+    p = require_file(path, "an alignment map (sfray .safetensors or the authors' fixMapMLP01.pth)",
+                     key="annotate.alignment_map")
     with open(p, "rb") as fh:
         head = fh.read(16)
     if p.suffix == ".safetensors":

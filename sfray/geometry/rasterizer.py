@@ -25,9 +25,15 @@ Design (vectorised, no compiled extension, no per-face or per-pixel Python loop)
 3. *Depth test*: each covered pixel packs (depth, face index) into one int64 key (an
    order-preserving integer view of the float32 depth -- z, or -1/z when perspective-correct --
    in the high bits), and ``scatter_reduce`` with ``amin`` keeps the nearest face per pixel; exact
-   depth ties go to the lower face index, so the result is deterministic on CPU and CUDA. Faces
-   are processed in chunks of at most ``samples_chunk`` bounding-box pixels (a Python loop over
-   chunks only) to bound memory.
+   depth ties go to the lower face index, so the result is deterministic on CPU and CUDA. The key's
+   depth is ``alpha * (col - col0) + depth(col0)`` (col0 = the face's first bounding-box column),
+   so any enumeration of the covered pixels produces the same keys. Faces are processed in chunks
+   of at most ``samples_chunk`` bounding-box pixels (a Python loop over chunks only) to bound memory.
+
+Backends (``backend=``): ``span`` walks the exact row spans above (fewest pixel tests: the CPU
+default); ``bbox`` (``sfray/geometry/raster_bbox.py``) tests every pixel centre of each face's
+bounding box with the same predicate and keys -- more tests but one flat, branch-free pass, the
+faster shape on a GPU (the CUDA default). Both give identical fragments.
 4. *Resolve*: barycentrics and depth of the winning face are recomputed per pixel from its
    corners (relative form, so small triangles keep full precision).
 
@@ -49,8 +55,8 @@ from torch import Tensor
 
 from sfray.geometry.projection import _image_hw, to_screen_orthographic, to_screen_perspective
 
-__all__ = ["EMPTY_DEPTH", "Fragments", "face_attributes", "get_rasterizer", "interpolate", "rasterize",
-           "to_screen_orthographic", "to_screen_perspective"]
+__all__ = ["BACKENDS", "EMPTY_DEPTH", "Fragments", "default_backend", "face_attributes", "get_rasterizer",
+           "interpolate", "rasterize", "to_screen_orthographic", "to_screen_perspective"]
 
 #: ``zbuf`` value of pixels no face covers.
 EMPTY_DEPTH = float("inf")
@@ -186,7 +192,7 @@ def _row_spans(s: _Setup, ids: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, 
     one interval. Each end comes from the crossing estimate and is settled by the exact float32
     predicate at the two pixel centres around it.
     Returns per pair: face id, row, first and last covered column (last < first: empty), and the
-    depth key at the first column with its step per column.
+    depth key at the bounding box's first column with its step per column.
     """
     owner, k = _expand(s.row1[ids] - s.row0[ids] + 1)
     g = ids[owner]
@@ -210,28 +216,36 @@ def _row_spans(s: _Setup, ids: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, 
     hi = torch.minimum(torch.minimum(hi[:, 0], hi[:, 1]), torch.minimum(hi[:, 2], col1))
     row_ok = torch.where(flat, _edge_inside(sy, incl), True)
     hi = torch.where(row_ok[:, 0] & row_ok[:, 1] & row_ok[:, 2], hi, lo - 1)
-    e_lo = edge(lo[:, None] + 0.5)
+    return g, row, lo.long(), hi.long(), row_depth_origin(tab, sy), tab[:, _ALPHA]
+
+
+def row_depth_origin(tab: Tensor, sy: Tensor) -> Tensor:
+    """Depth key at the face's first bounding-box column on the row whose ``sy`` is given.
+
+    tab (P, _NCOLS) face rows, sy (P, 3) = dx (py - oy). Every backend evaluates it with these ops.
+    """
+    e = sy - tab[:, _DY] * (tab[:, _COL0, None] + 0.5 - tab[:, _OX])
     dz = tab[:, _DZ]
-    depth_lo = dz[:, 0] * e_lo[:, 0] + dz[:, 1] * e_lo[:, 1] + dz[:, 2] * e_lo[:, 2]
-    return g, row, lo.long(), hi.long(), depth_lo, tab[:, _ALPHA]
+    return dz[:, 0] * e[:, 0] + dz[:, 1] * e[:, 1] + dz[:, 2] * e[:, 2]
 
 
 def _splat(s: _Setup, ids: Tensor, f: int, h: int, w: int, keys: Tensor) -> None:
     """Fold every covered pixel of faces ``ids`` into ``keys`` (scatter amin of (depth, face))."""
-    g, row, lo, hi, depth_lo, step = _row_spans(s, ids)
+    g, row, lo, hi, depth_c0, step = _row_spans(s, ids)
     n_cols = (hi - lo + 1).clamp_min(0)
     keep = torch.nonzero(n_cols).squeeze(1)
     if keep.numel() == 0:
         return
     g, row, lo, n_cols = g[keep], row[keep], lo[keep], n_cols[keep]
-    # one int64 gather carries (face << 32 | first pixel of the span), one float gather the depth line
+    # one int64 gather carries (face << 32 | first pixel of the span), one float gather the depth
+    # line (step, depth at col0, lo - col0: integers, exact in float32)
     first_pix = (g // f * h + row) * w + lo
     packed = ((g % f) << 32) | first_pix
-    line = torch.stack([step[keep], depth_lo[keep]], dim=1)
+    line = torch.stack([step[keep], depth_c0[keep], (lo - s.col0[g]).to(torch.float32)], dim=1)
     owner, k = _expand(n_cols)
     packed = packed.index_select(0, owner)
     line = line.index_select(0, owner)
-    depth = line[:, 0] * k.to(torch.float32) + line[:, 1]
+    depth = line[:, 0] * (line[:, 2] + k.to(torch.float32)) + line[:, 1]
     key = _ordered_key(depth, packed >> 32)
     keys.scatter_reduce_(0, (packed & _LOW32) + k, key, reduce="amin", include_self=True)
 
@@ -289,9 +303,19 @@ def _resolve(keys: Tensor, tri: Tensor, b: int, f: int, h: int, w: int, perspect
     return Fragments(face_index.view(b, h, w), bary_out.view(b, h, w, 3), zbuf.view(b, h, w))
 
 
+#: Pixel-enumeration backends of :func:`rasterize` (identical fragments; ``auto`` picks per device).
+BACKENDS = ("auto", "span", "bbox")
+
+
+def default_backend(device: torch.device | str) -> str:
+    """``span`` on CPU (fewest pixel tests), ``bbox`` on CUDA (one flat pass; faster there)."""
+    return "bbox" if torch.device(device).type == "cuda" else "span"
+
+
 def rasterize(verts: Tensor, faces: Tensor, image_size: int | tuple[int, int], *,
               perspective_correct: bool = True, cull_backfaces: bool = False,
-              faces_chunk: int | None = None, samples_chunk: int | None = None) -> Fragments:
+              faces_chunk: int | None = None, samples_chunk: int | None = None,
+              backend: str = "auto") -> Fragments:
     """Rasterize a batch of meshes given in screen space (see the module docstring).
 
     verts (B, V, 3) float: pixel x, pixel y, depth (smaller = nearer); faces (F, 3) shared or
@@ -299,7 +323,8 @@ def rasterize(verts: Tensor, faces: Tensor, image_size: int | tuple[int, int], *
     1/z (verts[..., 2] must be camera z > 0); otherwise linearly in screen space (orthographic).
     ``cull_backfaces`` keeps only faces with negative pixel-space signed area (counter-clockwise on
     screen; the outward normal faces the viewer). ``faces_chunk``/``samples_chunk`` bound how many
-    faces / pixel samples are evaluated at once (memory), never the result.
+    faces / pixel samples are evaluated at once (memory), never the result. ``backend`` picks the
+    pixel enumeration (``BACKENDS``; never changes the result).
     Returns :class:`Fragments`; ``face_index`` counts faces within one mesh (0..F-1). Not
     differentiable: it serves annotations, so vertices are detached.
     """
@@ -315,8 +340,15 @@ def rasterize(verts: Tensor, faces: Tensor, image_size: int | tuple[int, int], *
     keys = torch.full((b * h * w,), _INT64_MAX, dtype=torch.int64, device=verts.device)
     tri = _face_vertices(verts.detach(), faces).reshape(b * f, 3, 3)
     setup = _setup_faces(tri, h, w, perspective_correct, cull_backfaces)
+    if backend not in BACKENDS:
+        raise ValueError(f"rasterize: backend must be one of {BACKENDS}, got {backend!r}")
+    backend = default_backend(verts.device) if backend == "auto" else backend
+    if backend == "bbox":
+        from sfray.geometry.raster_bbox import splat_bbox as splat
+    else:
+        splat = _splat
     for ids in _chunks(setup.count, int(samples_chunk or SAMPLES_PER_CHUNK), faces_chunk):
-        _splat(setup, ids, f, h, w, keys)
+        splat(setup, ids, f, h, w, keys)
     return _resolve(keys, tri.reshape(b * f, 9), b, f, h, w, perspective_correct, out_dtype)
 
 

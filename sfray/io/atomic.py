@@ -7,6 +7,10 @@ power cut. A crash leaves at most a ``<name>.tmp-<unique>`` file, never a trunca
 
 ``durable=False`` keeps the all-or-nothing rename but skips both fsyncs: for bulk exports of many
 small files, where a power cut may lose recent files but must never leave a truncated one.
+
+:func:`atomic_dir` does the same for a whole directory (an export): it is built under a temporary
+sibling and renamed into place only once complete; an existing target is replaced only when the
+caller says so.
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+from sfray.io.space import space_error
 
 #: Marks files being written; such files are never read as results and are swept.
 TMP_MARK = ".tmp-"
@@ -60,6 +67,11 @@ def atomic_path(path: str | os.PathLike, *, mkdir: bool = True, durable: bool = 
         os.replace(tmp, final)
         if durable:
             fsync_dir(final.parent)
+    except OSError as exc:  # a full disk, in whatever words the writer used (sfray.io.space)
+        full = space_error(exc, final.parent)
+        if full is None:
+            raise
+        raise type(full)(f"writing {final}: {full}") from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -83,3 +95,34 @@ def atomic_write_json(path: str | os.PathLike, obj: object, *, mkdir: bool = Tru
                       **dumps: object) -> Path:
     """``json.dumps(obj, **dumps)`` written with :func:`atomic_write_text` (receipts, reports)."""
     return atomic_write_text(path, json.dumps(obj, **dumps), mkdir=mkdir, durable=durable)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, *, replace: bool = False) -> Iterator[Path]:
+    """Yield a temporary directory to fill; publish it as ``path`` on success.
+
+    On an exception the temporary directory is removed and ``path`` is left as it was. An existing
+    non-empty ``path`` raises FileExistsError unless ``replace`` (then it is renamed aside and
+    removed once the new directory is in place; the caller decides what may be replaced).
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists() and not final.is_dir():
+        raise NotADirectoryError(f"{final} exists and is not a directory")
+    if final.is_dir() and any(final.iterdir()) and not replace:
+        raise FileExistsError(f"{final} exists and is not empty")
+    tmp = tmp_path_for(final)
+    tmp.mkdir()
+    try:
+        yield tmp
+        old = None
+        if final.exists():
+            old = tmp_path_for(final)
+            os.replace(final, old)
+        os.replace(tmp, final)
+        fsync_dir(final.parent)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -41,18 +41,22 @@ def draw_landmarks(image: np.ndarray, points: np.ndarray, visible: np.ndarray | 
     return np.asarray(img)
 
 
-def colorize_segmentation(seg: np.ndarray) -> np.ndarray:
-    """(H, W) class ids -> (H, W, 3) uint8 colours of ``SEG_CLASSES`` (background black)."""
-    return SEG_PALETTE[np.clip(seg.astype(np.int64), 0, len(SEG_PALETTE) - 1)]
+def colorize_segmentation(seg: np.ndarray, palette: np.ndarray | None = None) -> np.ndarray:
+    """(H, W) class ids -> (H, W, 3) uint8 colours: ``palette`` (N, 3) indexed by id, by default
+    the ``SEG_CLASSES`` colours (background black). Ids past the palette take its last colour."""
+    pal = SEG_PALETTE if palette is None else np.asarray(palette, dtype=np.uint8)
+    return pal[np.clip(seg.astype(np.int64), 0, len(pal) - 1)]
 
 
-def overlay_segmentation(image: np.ndarray, seg: np.ndarray, alpha: float = 0.55) -> np.ndarray:
-    """Blend class colours over the image where ``seg`` is foreground; background stays untouched."""
+def overlay_segmentation(image: np.ndarray, seg: np.ndarray, alpha: float = 0.55,
+                         palette: np.ndarray | None = None, background_id: int = BACKGROUND_ID) -> np.ndarray:
+    """Blend class colours over the image where ``seg`` is not ``background_id``; the rest stays
+    untouched. ``palette`` as in :func:`colorize_segmentation` (another schema's colours)."""
     img = _rgb(image).astype(np.float32)
     if seg.shape != image.shape[:2]:
         seg = np.asarray(Image.fromarray(seg.astype(np.uint8)).resize(image.shape[1::-1], Image.NEAREST))
-    colors = colorize_segmentation(seg).astype(np.float32)
-    fg = (seg != BACKGROUND_ID)[..., None]
+    colors = colorize_segmentation(seg, palette).astype(np.float32)
+    fg = (seg != background_id)[..., None]
     out = np.where(fg, (1.0 - alpha) * img + alpha * colors, img)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 

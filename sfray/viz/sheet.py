@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 
 def to_hwc(image: np.ndarray) -> np.ndarray:
@@ -42,4 +42,34 @@ def contact_sheet(images: Sequence[np.ndarray | Image.Image], ncols: int, *,
             im = im.resize((w, h), Image.BILINEAR)
         r, c = divmod(k, ncols)
         sheet.paste(im.convert("RGB"), (pad + c * (w + pad), pad + r * (h + pad)))
+    return sheet
+
+
+def titled_grid(rows: Sequence[Sequence[np.ndarray | None]], titles: Sequence[str], cell: int = 192, *,
+                row_labels: Sequence[str] | None = None, pad: int = 4, header: int = 18,
+                background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """A table of pictures: one column per title, one row per entry of ``rows`` (None = empty cell).
+
+    Every picture is resized to ``cell``² (bilinear); titles go in a header strip, optional row
+    labels in a small strip above each row.
+    """
+    if not rows:
+        raise ValueError("titled_grid needs at least one row")
+    ncols = len(titles)
+    label_h = header if row_labels else 0
+    width = ncols * (cell + pad) + pad
+    height = header + len(rows) * (cell + pad + label_h) + pad
+    sheet = Image.new("RGB", (width, height), background)
+    draw = ImageDraw.Draw(sheet)
+    for c, title in enumerate(titles):
+        draw.text((pad + c * (cell + pad) + 2, 3), str(title), fill=(0, 0, 0))
+    for r, row in enumerate(rows):
+        top = header + r * (cell + pad + label_h)
+        if row_labels:
+            draw.text((pad + 2, top + 2), str(row_labels[r]), fill=(60, 60, 60))
+        for c, pic in enumerate(list(row)[:ncols]):
+            if pic is None:
+                continue
+            im = Image.fromarray(to_hwc(pic)).resize((cell, cell), Image.BILINEAR)
+            sheet.paste(im, (pad + c * (cell + pad), top + label_h))
     return sheet

@@ -94,6 +94,26 @@ def test_records_written_before_the_generator_depth_still_read_verify_and_export
     assert png.shape == (32, 32) and (png[~maps[Field.DEPTH].mask] == 255).all()
 
 
+@pytest.mark.parametrize("declared", [False, True])
+def test_an_old_dataset_resumed_with_records_that_carry_the_generator_depth_still_verifies(tmp_path, declared):
+    """Old records first (with or without a dataset.yaml declaring their format), new ones after."""
+    from sfray.data.dataset_yaml import update_dataset_yaml
+    from sfray.data.record import encode_record, read_header
+    from sfray.data.record_format import record_format
+
+    root = tmp_path / "old"
+    old = _legacy_records()
+    Manifest.commit(root, [write_shard(root, old)])
+    if declared:
+        update_dataset_yaml(root, record_format=record_format(read_header(old[0][1])[0]))
+    new = _produce(["generate.resolution=32"], ids=(2,))[0]
+    assert Field.GENERATOR_DEPTH in new
+    Manifest.commit(root, [write_shard(root, [(2, encode_record(new))])])
+    report = verify_dataset(root)
+    assert report.ok, report.problems
+    assert len(SfrayDataset(root)) == 3
+
+
 def test_authors_layout_exports_the_generator_depth_and_reimports_both(tmp_path):
     root = tmp_path / "ds"
     recs = _produce(["generator.procedural.hair_cap_prob=1.0"], ids=(0,))

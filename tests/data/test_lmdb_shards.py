@@ -13,6 +13,7 @@ from synth_records import random_sample
 
 from sfray.conventions import Field
 from sfray.data import layout
+from sfray.data.dataset_yaml import update_dataset_yaml
 from sfray.data.manifest import Manifest, sweep
 from sfray.data.record import decode_record, encode_record, record_checksum
 from sfray.data.shard import ShardReader, sample_key, shard_name, write_shard
@@ -91,6 +92,9 @@ def test_crash_mid_write_leaves_only_a_tmp_file_that_sweep_removes(tmp_path):
     bogus = {"sample_id": 0, "shard": leftovers[0].name[: -len(".lmdb")], "status": "ok"}
     with pytest.raises(SfrayError):
         Manifest.commit(tmp_path, [bogus])
+    with pytest.raises(SfrayError, match="not an sfray dataset"):
+        sweep(tmp_path)  # shards alone do not make a dataset: sweep deletes only inside one
+    update_dataset_yaml(tmp_path)
     report = sweep(tmp_path)
     assert report["removed_tmp"] and layout.tmp_files(tmp_path) == []
     receipt = write_shard(tmp_path, _records([0, 1]))

@@ -92,12 +92,18 @@ def test_lost_workers_beyond_max_attempts_fail_the_run_keeping_what_was_committe
     assert rerun.committed == 16 and verify_dataset(out).ok
 
 
+NEWER_THAN_THE_OLD_LAYOUT = ("generator.next3d.raster_compat", "generator.next3d.compile",
+                             "generator.next3d.cuda_graphs")
+
+
 def _to_old_layout(path: Path) -> None:
     """Rewrite a saved config.yaml into the pre-rename layout (flat generator, knobs in ray)."""
     import yaml
 
     tree = yaml.safe_load(path.read_text())
     gen = tree["generator"]
+    for newer in NEWER_THAN_THE_OLD_LAYOUT:  # keys added to the Next3D section after the rename
+        del gen["next3d"][newer.rsplit(".", 1)[-1]]
     flat = {"kind": gen["kind"], "device": gen["device"], **gen.pop("procedural"), **gen.pop("next3d"),
             "misalign": tree["faults"]["misalign"]}
     tree["generator"] = flat
@@ -124,6 +130,16 @@ def test_a_dataset_saved_with_the_old_key_layout_resumes(tmp_path):
     done = run_generation(cfg_for(out, "generate.num_samples=8"), InProcessExecutor("cpu"), progress=False)
     assert done.generated_this_run == 4 and done.committed == 8
     assert "procedural:" in saved.read_text(), "the resumed run saved the config in the new layout"
+
+
+def test_old_next3d_configs_read_as_the_exact_texture_raster_they_were_made_with():
+    """Datasets written before ``raster_compat`` existed were rasterized with exact barycentrics."""
+    from sfray.config.legacy import migrate
+
+    old = {"generator": {"kind": "next3d", "checkpoint": "x.pkl"}}
+    assert migrate(old)["generator"]["next3d"] == {"checkpoint": "x.pkl", "raster_compat": "exact"}
+    new = {"generator": {"kind": "next3d", "next3d": {"checkpoint": "x.pkl", "raster_compat": "pytorch3d"}}}
+    assert migrate(new)["generator"]["next3d"]["raster_compat"] == "pytorch3d"
 
 
 def test_free_keys_may_change_on_resume_but_faults_misalign_may_not(tmp_path):

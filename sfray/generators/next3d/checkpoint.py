@@ -24,10 +24,13 @@ import torch
 
 from sfray.errors import AssetError
 from sfray.io.atomic import atomic_path
+from sfray.io.paths import require_file
+from sfray.io.space import space_error
 from sfray.generators.next3d.config import Next3DConfig, default_rendering_kwargs
 from sfray.generators.next3d.generator import Next3DTriPlane
 from sfray.generators.next3d.official_pickle import (
     PersistentRecord,
+    check_official_pickle,
     extract_tensors,
     find_module,
     module_state,
@@ -118,9 +121,7 @@ def _plain(v: Any) -> Any:
 
 def read_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
     """Read an official ``.pkl`` or an sfray ``.safetensors`` (by content, not by extension)."""
-    path = Path(path)
-    if not path.is_file():
-        raise AssetError(f"{path}: Next3D checkpoint not found (expected an official .pkl or sfray .safetensors)")
+    path = require_file(path, "an official Next3D .pkl or an sfray .safetensors")
     with open(path, "rb") as fh:
         head = fh.read(16)
     if head[:1] == b"\x80":  # pickle protocol >= 2
@@ -128,6 +129,44 @@ def read_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
     if len(head) >= 9 and head[8:9] == b"{":  # safetensors: u64 header length + JSON
         return _read_safetensors(path)
     raise AssetError(f"{path}: not a Next3D checkpoint (neither a pickle nor a safetensors file)")
+
+
+def scan_checkpoint(path: str | os.PathLike) -> str:
+    """Check a checkpoint by content without building a tensor (a preflight): a pickle's globals
+    against the allow-list, a safetensors header against sfray's format and the file's size.
+    Returns the kind ("official-pkl" | "sfray-safetensors"); AssetError / UnsafePickleError else."""
+    path = require_file(path, "an official Next3D .pkl or an sfray .safetensors")
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if head[:1] == b"\x80":
+        check_official_pickle(path)
+        return "official-pkl"
+    if len(head) >= 9 and head[8:9] == b"{":
+        _check_safetensors_header(path)
+        return "sfray-safetensors"
+    raise AssetError(f"{path}: not a Next3D checkpoint (neither a pickle nor a safetensors file)")
+
+
+def _check_safetensors_header(path: Path) -> None:
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        if n > min(size - 8, 100 * 2**20):
+            raise AssetError(f"{path}: safetensors header of {n} bytes does not fit the file ({size} bytes)")
+        try:
+            header = json.loads(fh.read(n))
+        except ValueError as exc:
+            raise AssetError(f"{path}: safetensors header is not valid JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise AssetError(f"{path}: safetensors header is not a JSON object")
+    meta = header.get("__metadata__") or {}
+    if meta.get("format") != SAFETENSORS_FORMAT:
+        raise AssetError(f"{path}: safetensors file is not an sfray Next3D checkpoint "
+                         f"(metadata format={meta.get('format')!r}, expected {SAFETENSORS_FORMAT!r})")
+    for name, entry in header.items():
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) and name != "__metadata__" else None
+        if offsets is not None and (len(offsets) != 2 or not 0 <= offsets[0] <= offsets[1] <= size - 8 - n):
+            raise AssetError(f"{path}: tensor '{name}' lies outside the file (truncated or corrupt)")
 
 
 def _read_official(path: Path) -> LoadedCheckpoint:
@@ -343,11 +382,31 @@ def save_safetensors(model: Next3DTriPlane, path: str | os.PathLike, *, source: 
     return path
 
 
-def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> tuple[Path, LoadedCheckpoint, StateReport]:
-    """Official .pkl (or sfray file) -> sfray .safetensors, after the strict check."""
+def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, overwrite: bool = False
+                       ) -> tuple[Path, LoadedCheckpoint, StateReport]:
+    """Official .pkl (or sfray file) -> sfray .safetensors, after the strict check.
+
+    The output is written atomically (nothing partial on an error); an existing ``dst`` is replaced
+    only with ``overwrite`` and never when it is ``src`` itself."""
+    out = Path(dst)
+    if out.suffix != ".safetensors":
+        raise AssetError(f"{out}: sfray Next3D checkpoints are written as .safetensors")
+    if out.is_dir():
+        raise AssetError(f"{out}: is a directory; name the output .safetensors file")
+    if out.exists() and not overwrite:
+        raise AssetError(f"{out}: exists; pass --overwrite to replace it")
+    if out.exists() and Path(src).exists() and os.path.samefile(out, src):
+        raise AssetError(f"{out}: is the input file; write the conversion elsewhere")
     ckpt = read_checkpoint(src)
     model, report = build_model(ckpt, "cpu")
     extras = {k: ckpt.tensors[k] for k in report.ignored_extras}
-    out = save_safetensors(model, dst, source=Path(src).name, source_sha256=ckpt.source_sha256, extras=extras,
-                           init_kwargs=ckpt.init_kwargs)
+    try:
+        out = save_safetensors(model, out, source=Path(src).name, source_sha256=ckpt.source_sha256,
+                               extras=extras, init_kwargs=ckpt.init_kwargs)
+    except OSError as exc:
+        need = sum(t.numel() * t.element_size() for t in ckpt.tensors.values())
+        full = space_error(exc, out.parent, need)
+        if full is not None:
+            raise type(full)(f"writing {out}: {full}; nothing was written") from None
+        raise AssetError(f"writing {out} failed: {exc.strerror or exc}; nothing was written") from None
     return out, ckpt, report

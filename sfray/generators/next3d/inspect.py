@@ -18,6 +18,8 @@ from typing import Any
 import torch
 
 from sfray.errors import SfrayError
+from sfray.io.atomic import atomic_write_text
+from sfray.io.paths import child_path, safe_filename
 from sfray.generators.next3d.checkpoint import (
     LoadedCheckpoint,
     _plain,
@@ -55,8 +57,14 @@ def _module_tree(ckpt: LoadedCheckpoint) -> list[dict[str, Any]]:
 
 
 def dump_sources(ckpt: LoadedCheckpoint, out_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """Write each distinct embedded module source once, as text; returns the index written to index.json."""
+    """Write each distinct embedded module source once, as text; returns the index written to index.json.
+
+    File names come from the pickle's class names, which a hostile file chooses: each is reduced to
+    one harmless name (``sfray.io.paths.safe_filename``) and joined with :func:`child_path`, so no
+    name can leave ``out_dir`` (``x/../../TRAV``, NUL, ``/``, 300 characters all stay inside)."""
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise SfrayError(f"--dump-source {out} exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
     roots: list[tuple[str, Any]] = [("G_ema", ckpt.record)]
     if isinstance(ckpt.top_level, dict):
@@ -68,17 +76,18 @@ def dump_sources(ckpt: LoadedCheckpoint, out_dir: str | os.PathLike) -> list[dic
                 continue
             digest = hashlib.sha256(mod.module_src.encode()).hexdigest()[:12]
             if digest not in by_src:
-                by_src[digest] = {"file": f"{len(by_src):02d}_{mod.class_name}_{digest}.py.txt", "classes": set(),
-                                  "used_at": [], "src": mod.module_src}
+                name = safe_filename(f"{len(by_src):02d}_{mod.class_name}_{digest}", max_len=80) + ".py.txt"
+                by_src[digest] = {"file": name, "classes": set(), "used_at": [], "src": mod.module_src}
             entry = by_src[digest]
             entry["classes"].add(mod.class_name)
             if len(entry["used_at"]) < 20:
                 entry["used_at"].append(f"{root}.{path}" if path else root)
     index = []
     for digest, e in by_src.items():
-        (out / e["file"]).write_text(e["src"])  # text for reading; ".py.txt" so nothing imports it by accident
+        # text for reading; ".py.txt" so nothing imports it by accident
+        atomic_write_text(child_path(out, e["file"], what="module source"), e["src"], durable=False)
         index.append({"file": e["file"], "sha256_12": digest, "classes": sorted(e["classes"]), "used_at": e["used_at"]})
-    (out / "index.json").write_text(json.dumps(index, indent=2))
+    atomic_write_text(out / "index.json", json.dumps(index, indent=2), durable=False)
     return index
 
 

@@ -3,6 +3,10 @@
 Weights are stored unscaled (as in the checkpoints) and multiplied by their "weight gain" at run
 time; parameter and buffer names, shapes and registration order follow the released modules so a
 state dict loads by name. Modulated convolutions run per sample through one grouped convolution.
+
+Every layer has a reference path (the released ops) and a fast path (``fastops.py``: split
+modulated conv, fused epilogue, separable FIR, optional channels-last), switched per module by
+the attributes of :class:`FastPathMixin`, which ``perf.apply_fast_paths`` sets.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sfray.generators.next3d.fastops import act_inplace, conv2d_resample_fast, modulated_conv2d_fast
 from sfray.generators.next3d.upfirdn import binomial_filter, conv2d_resample
 
 LRELU_SLOPE = 0.2
@@ -45,7 +50,15 @@ def normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return x * (x.square().mean(dim=1, keepdim=True) + eps).rsqrt()
 
 
-class FullyConnectedLayer(nn.Module):
+class FastPathMixin:
+    """Per-module switches of the fast path (class defaults = the reference path)."""
+
+    fast: bool = False  # fastops: split modulated conv, fused epilogue, separable FIR
+    channels_last: bool = False  # keep activations in channels-last memory format
+    fir_taps: tuple | None = None  # separable taps of ``resample_filter`` (None: depthwise reference FIR)
+
+
+class FullyConnectedLayer(FastPathMixin, nn.Module):
     """y = act(x · (W·lr/√in)ᵀ + b·lr). Stored W = randn/lr so that lr scales the learning rate only."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, activation: str = "linear",
@@ -58,13 +71,19 @@ class FullyConnectedLayer(nn.Module):
         self.bias_gain = lr_multiplier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fast:  # one addmm with the activation gain folded in, activation in place
+            g = ACT_GAIN[self.activation]
+            w = self.weight.to(x.dtype) * (self.weight_gain * g)
+            if self.bias is None:
+                return act_inplace(x.matmul(w.t()), self.activation, None)
+            return act_inplace(torch.addmm(self.bias.to(x.dtype) * (self.bias_gain * g), x, w.t()), self.activation, None)
         w = self.weight.to(x.dtype) * self.weight_gain
         b = None if self.bias is None else self.bias.to(x.dtype) * self.bias_gain
         x = x.matmul(w.t())
         return bias_act(x, b, self.activation)
 
 
-class Conv2dLayer(nn.Module):
+class Conv2dLayer(FastPathMixin, nn.Module):
     """Plain conv with weight gain 1/√(in·k²), optional x2 up/down (EncoderResBlock, fusion convs)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True,
@@ -78,9 +97,18 @@ class Conv2dLayer(nn.Module):
         self.weight_gain = 1.0 / math.sqrt(in_channels * kernel_size * kernel_size)
 
     def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+        clamp = None if self.conv_clamp is None else self.conv_clamp * gain
+        if self.fast:  # gains folded into weight and bias, bias added by the convolution
+            g = ACT_GAIN[self.activation] * gain
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            w = self.weight.to(x.dtype) * (self.weight_gain * g)
+            b = None if self.bias is None else self.bias.to(x.dtype) * g
+            y = conv2d_resample_fast(x, w, self.fir_taps, self.resample_filter, up=self.up, down=self.down,
+                                     padding=self.padding, bias=b)
+            return act_inplace(y, self.activation, clamp)
         w = self.weight.to(x.dtype) * self.weight_gain
         x = conv2d_resample(x, w, self.resample_filter, up=self.up, down=self.down, padding=self.padding)
-        clamp = None if self.conv_clamp is None else self.conv_clamp * gain
         return bias_act(x, self.bias, self.activation, gain=ACT_GAIN[self.activation] * gain, clamp=clamp)
 
 
@@ -107,7 +135,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     return x
 
 
-class SynthesisLayer(nn.Module):
+class SynthesisLayer(FastPathMixin, nn.Module):
     """Modulated 3x3 conv (+x2 up for conv0) + noise + bias + lrelu·√2 (+clamp)."""
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int,
@@ -137,13 +165,18 @@ class SynthesisLayer(nn.Module):
             noise = random_normal(shape, rng, x.device) * self.noise_strength
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
+        clamp = None if self.conv_clamp is None else self.conv_clamp * gain
+        if self.fast:
+            return modulated_conv2d_fast(
+                x, self.weight, styles, demodulate=True, up=self.up, padding=self.padding, taps=self.fir_taps,
+                f=self.resample_filter, bias=self.bias, noise=noise, activation=self.activation,
+                gain=ACT_GAIN[self.activation] * gain, clamp=clamp, channels_last=self.channels_last)
         x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
                              resample_filter=self.resample_filter)
-        clamp = None if self.conv_clamp is None else self.conv_clamp * gain
         return bias_act(x, self.bias, self.activation, gain=ACT_GAIN[self.activation] * gain, clamp=clamp)
 
 
-class ToRGBLayer(nn.Module):
+class ToRGBLayer(FastPathMixin, nn.Module):
     """1x1 modulated conv without demodulation (styles scaled by 1/√in), bias, linear, clamp."""
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, conv_clamp: float | None = None):
@@ -156,6 +189,10 @@ class ToRGBLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         styles = self.affine(w) * self.weight_gain
+        if self.fast:
+            return modulated_conv2d_fast(
+                x, self.weight, styles, demodulate=False, up=1, padding=0, taps=None, f=None, bias=self.bias,
+                noise=None, activation="linear", gain=1.0, clamp=self.conv_clamp, channels_last=self.channels_last)
         x = modulated_conv2d(x, self.weight, styles, demodulate=False)
         return bias_act(x, self.bias, "linear", clamp=self.conv_clamp)
 

@@ -9,6 +9,11 @@ every other project class resolves to an inert :class:`StubObject` that only sto
 torch/numpy rebuild helpers are the real ones (tensor storages load with ``weights_only=True``).
 Anything else is refused by :mod:`sfray.io.restricted_pickle` before it could be called. (The writer
 of this format that the tests use lives in ``tests/generators/next3d/official_dump.py``.)
+
+The torch callables that allocate are guarded (``sfray.io.restricted_pickle.charge``): a call of the
+allowed ``torch.Tensor`` class is charged for the elements it asks for, and an embedded storage blob
+may not declare more bytes than it holds, so a small hostile file cannot ask for terabytes.
+:func:`check_official_pickle` checks every global of a file without building anything (preflight).
 """
 
 from __future__ import annotations
@@ -22,7 +27,15 @@ from typing import Any
 import torch
 
 from sfray.errors import AssetError
-from sfray.io.restricted_pickle import builtin_globals, load_restricted, numpy_globals
+from sfray.io.restricted_pickle import (
+    PickleScan,
+    builtin_globals,
+    charge,
+    check_globals,
+    load_restricted,
+    numpy_globals,
+    scan_pickle,
+)
 
 PERSISTENCE_MODULE = "torch_utils.persistence"
 RECONSTRUCT_NAME = "_reconstruct_persistent_obj"
@@ -87,9 +100,64 @@ def stub_class(module: str, name: str) -> type:
     return _STUBS[key]
 
 
+#: Bytes per element of the legacy storage classes a ``torch.save`` blob names.
+_STORAGE_ITEMSIZE = {"DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2,
+                     "LongStorage": 8, "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1,
+                     "BoolStorage": 1, "ComplexFloatStorage": 8, "ComplexDoubleStorage": 16,
+                     "UntypedStorage": 1}
+
+
+def declared_storage_bytes(data: bytes) -> int | None:
+    """Bytes the storages of a legacy ``torch.save`` blob declare (its persistent ids
+    ``('storage', <class>, key, location, numel)``), read without loading; None if unreadable."""
+    fh = io.BytesIO(data)
+    total = 0
+    try:
+        for _ in range(4):  # magic number, protocol version, sys info, then the object itself
+            scan: PickleScan = scan_pickle(fh)
+            fh.seek(scan.end)
+        for pid in scan.persistent_ids:
+            if not (isinstance(pid, tuple) and len(pid) >= 5 and isinstance(pid[4], int)):
+                return None
+            cls = pid[1][2] if isinstance(pid[1], tuple) and len(pid[1]) == 3 else ""
+            total += int(pid[4]) * _STORAGE_ITEMSIZE.get(str(cls), 4)
+    except AssetError:
+        return None
+    return total
+
+
 def _load_storage_bytes(data: bytes) -> Any:
-    """An embedded legacy ``torch.save`` blob of one storage, loaded without code and onto the CPU."""
+    """An embedded legacy ``torch.save`` blob of one storage, loaded without code and onto the CPU.
+
+    torch allocates a storage at the size the blob *declares* before reading its bytes, so the
+    declaration is read first and must fit in the blob."""
+    declared = declared_storage_bytes(data)
+    if declared is None or declared > len(data) + 4096:
+        charge(2**62 if declared is None else declared, "an embedded tensor storage")
+    charge(len(data), "an embedded tensor storage")
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+def _tensor(*args: Any, **kwargs: Any) -> torch.Tensor:
+    """The allowed ``torch.Tensor`` class when a pickle *calls* it: charged for what it asks."""
+    n = 1
+    ints = [a for a in args if isinstance(a, int) and not isinstance(a, bool)]
+    if ints and len(ints) == len(args):
+        for a in ints:
+            n *= max(a, 0)
+        charge(4 * n, "torch.Tensor(...)")
+    elif args and isinstance(args[0], (tuple, list)) and all(isinstance(a, int) for a in args[0]):
+        for a in args[0]:
+            n *= max(int(a), 0)
+        charge(4 * n, "torch.Tensor(...)")
+    return torch.Tensor(*args, **kwargs)
+
+
+def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> Any:
+    """torch's helper with the guarded ``torch.Tensor`` stand-in mapped back to the real class."""
+    if new_type is _tensor:
+        new_type = torch.Tensor
+    return torch._tensor._rebuild_from_type_v2(func, new_type, args, state)
 
 
 class Next3DAllowList(Mapping):
@@ -104,10 +172,11 @@ class Next3DAllowList(Mapping):
         table[("torch.storage", "_load_from_bytes")] = _load_storage_bytes
         # newer torch pickles tensor subclasses / tensors with Python state through this helper; it
         # only calls the (allow-listed) rebuild function it is given and sets attributes
-        table[("torch._tensor", "_rebuild_from_type_v2")] = torch._tensor._rebuild_from_type_v2
+        table[("torch._tensor", "_rebuild_from_type_v2")] = _rebuild_from_type_v2
         table[("torch.nn.parameter", "Parameter")] = torch.nn.Parameter
         for name in TORCH_VALUES:
             table[("torch", name)] = getattr(torch, name)
+        table[("torch", "Tensor")] = _tensor
         table[("dnnlib.util", "EasyDict")] = EasyDict
         table[("dnnlib", "EasyDict")] = EasyDict
         self._table = table
@@ -127,9 +196,17 @@ class Next3DAllowList(Mapping):
         return len(self._table)
 
 
+PICKLE_WHAT = "Next3D network pickle (.pkl)"
+
+
 def read_official_pickle(source: Any) -> Any:
     """Unpickle an official network pickle (path, bytes or file) into records/stubs; nothing is executed."""
-    return load_restricted(source, Next3DAllowList(), what="Next3D network pickle (.pkl)")
+    return load_restricted(source, Next3DAllowList(), what=PICKLE_WHAT)
+
+
+def check_official_pickle(source: Any) -> None:
+    """Every global the pickle names is on the allow-list; builds nothing (a preflight check)."""
+    check_globals(source, Next3DAllowList(), what=PICKLE_WHAT)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -42,12 +42,28 @@ def ray_sampler(cam2world: torch.Tensor, intrinsics: torch.Tensor, resolution: i
 
 
 def sample_stratified(b: int, m: int, ray_start: float, ray_end: float, depth_resolution: int,
-                      device: torch.device, rng: Rng = None) -> torch.Tensor:
-    """(B, M, D, 1) depths: linspace(start, end, D) + U[0,1)·(end-start)/(D-1), independently per sample."""
+                      device: torch.device, rng: Rng = None, jitter: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, M, D, 1) depths: linspace(start, end, D) + U[0,1)·(end-start)/(D-1), independently per sample.
+
+    ``jitter`` (B, M, D, 1): the U[0,1) draws, when drawn beforehand (:func:`draw_uniforms`)."""
     base = torch.linspace(ray_start, ray_end, depth_resolution, device=device).reshape(1, 1, -1, 1)
     delta = (ray_end - ray_start) / (depth_resolution - 1)
-    jitter = random_uniform((b, m, depth_resolution, 1), rng, device)
+    if jitter is None:
+        jitter = random_uniform((b, m, depth_resolution, 1), rng, device)
     return base + jitter * delta
+
+
+def draw_uniforms(b: int, m: int, opts: dict[str, Any], rng: Rng, device: torch.device
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """All random numbers one render uses, in the order it would draw them: the stratified jitter
+    (B, M, D, 1) and the importance-sampling u (B, M, N) (None without importance samples).
+
+    Drawing them first keeps the render a pure function of tensors (CUDA graphs, torch.compile)
+    while giving the same values as drawing during the render."""
+    jitter = random_uniform((b, m, int(opts["depth_resolution"]), 1), rng, device)
+    n_imp = int(opts.get("depth_resolution_importance", 0) or 0)
+    u = random_uniform((b, m, n_imp), rng, device) if n_imp > 0 else None
+    return jitter, u
 
 
 def march(colors: torch.Tensor, densities: torch.Tensor, depths: torch.Tensor, clamp_mode: str = "softplus",
@@ -80,13 +96,17 @@ def march(colors: torch.Tensor, densities: torch.Tensor, depths: torch.Tensor, c
 
 
 def sample_pdf(bins: torch.Tensor, weights: torch.Tensor, n: int, rng: Rng, batch: int,
-               eps: float = 1e-5) -> torch.Tensor:
-    """Inverse-CDF samples (N_rays, n) of the piecewise-constant pdf ``weights`` over ``bins`` (N_rays, W+2)."""
+               eps: float = 1e-5, u: torch.Tensor | None = None) -> torch.Tensor:
+    """Inverse-CDF samples (N_rays, n) of the piecewise-constant pdf ``weights`` over ``bins`` (N_rays, W+2).
+
+    ``u`` (B, N_rays/B, n): the U[0,1) draws, when drawn beforehand."""
     n_rays, n_bins = weights.shape
     weights = weights + eps
     pdf = weights / weights.sum(dim=-1, keepdim=True)
     cdf = torch.cat([torch.zeros_like(pdf[:, :1]), torch.cumsum(pdf, dim=-1)], dim=-1)
-    u = random_uniform((batch, n_rays // batch, n), rng, weights.device).reshape(n_rays, n).contiguous()
+    if u is None:
+        u = random_uniform((batch, n_rays // batch, n), rng, weights.device)
+    u = u.reshape(n_rays, n).contiguous()
     inds = torch.searchsorted(cdf, u, right=True)
     below = (inds - 1).clamp(min=0)
     above = inds.clamp(max=n_bins)
@@ -98,7 +118,8 @@ def sample_pdf(bins: torch.Tensor, weights: torch.Tensor, n: int, rng: Rng, batc
     return bins_g[..., 0] + (u - cdf_g[..., 0]) / denom * (bins_g[..., 1] - bins_g[..., 0])
 
 
-def sample_importance(depths: torch.Tensor, weights: torch.Tensor, n: int, rng: Rng = None) -> torch.Tensor:
+def sample_importance(depths: torch.Tensor, weights: torch.Tensor, n: int, rng: Rng = None,
+                      u: torch.Tensor | None = None) -> torch.Tensor:
     """Fine depths (B, M, n, 1) from coarse depths (B, M, D, 1) and march weights (B, M, D-1, 1)."""
     b, m, d, _ = depths.shape
     z = depths.reshape(b * m, d)
@@ -106,7 +127,7 @@ def sample_importance(depths: torch.Tensor, weights: torch.Tensor, n: int, rng: 
     w = F.max_pool1d(w, 2, 1, padding=1)
     w = F.avg_pool1d(w, 2, 1).squeeze(1) + 0.01
     mids = 0.5 * (z[:, :-1] + z[:, 1:])
-    fine = sample_pdf(mids, w[:, 1:-1], n, rng, b)
+    fine = sample_pdf(mids, w[:, 1:-1], n, rng, b, u=u)
     return fine.detach().reshape(b, m, n, 1)
 
 
@@ -122,13 +143,16 @@ def unify_samples(d1: torch.Tensor, c1: torch.Tensor, s1: torch.Tensor, d2: torc
 
 
 def render_planes(planes: torch.Tensor, decoder: Callable, plane_axes: torch.Tensor, origins: torch.Tensor,
-                  dirs: torch.Tensor, opts: dict[str, Any], rng: Rng = None
+                  dirs: torch.Tensor, opts: dict[str, Any], rng: Rng = None,
+                  uniforms: tuple[torch.Tensor, torch.Tensor | None] | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """ImportanceRenderer: coarse pass, importance pass, final march.
 
     planes (B, 3, C, H, W); origins/dirs (B, M, 3). Returns features (B, M, C'), depth (B, M, 1)
-    (distance along the unit ray) and accumulated opacity (B, M, 1).
+    (distance along the unit ray) and accumulated opacity (B, M, 1). ``uniforms``: the random
+    numbers from :func:`draw_uniforms` (else drawn here from ``rng``).
     """
+    jitter, u = uniforms if uniforms is not None else (None, None)
     b, m, _ = origins.shape
     box_warp = float(opts.get("box_warp", 1.0))
     clamp_mode, white_back = opts.get("clamp_mode", "softplus"), bool(opts.get("white_back", False))
@@ -146,12 +170,12 @@ def render_planes(planes: torch.Tensor, decoder: Callable, plane_axes: torch.Ten
         return out["rgb"].reshape(b, m, n, -1), sigma.reshape(b, m, n, 1)
 
     depths_c = sample_stratified(b, m, float(opts["ray_start"]), float(opts["ray_end"]),
-                                 int(opts["depth_resolution"]), origins.device, rng)
+                                 int(opts["depth_resolution"]), origins.device, rng, jitter)
     colors_c, dens_c = run(depths_c)
     n_imp = int(opts.get("depth_resolution_importance", 0) or 0)
     if n_imp > 0:
         _, _, weights = march(colors_c, dens_c, depths_c, clamp_mode, white_back)
-        depths_f = sample_importance(depths_c, weights, n_imp, rng)
+        depths_f = sample_importance(depths_c, weights, n_imp, rng, u)
         colors_f, dens_f = run(depths_f)
         depths_a, colors_a, dens_a = unify_samples(depths_c, colors_c, dens_c, depths_f, colors_f, dens_f)
     else:
@@ -168,5 +192,7 @@ class ImportanceRenderer(torch.nn.Module):
         self.register_buffer("plane_axes", plane_axes.clone(), persistent=False)
 
     def forward(self, planes: torch.Tensor, decoder: Callable, origins: torch.Tensor, dirs: torch.Tensor,
-                opts: dict[str, Any], rng: Rng = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return render_planes(planes, decoder, self.plane_axes, origins, dirs, opts, rng)
+                opts: dict[str, Any], rng: Rng = None,
+                uniforms: tuple[torch.Tensor, torch.Tensor | None] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return render_planes(planes, decoder, self.plane_axes, origins, dirs, opts, rng, uniforms)

@@ -12,7 +12,9 @@ import math
 import torch
 from torch import nn
 
+from sfray.generators.next3d.fastops import upsample2d_fast
 from sfray.generators.next3d.layers import (
+    FastPathMixin,
     FullyConnectedLayer,
     SynthesisLayer,
     ToRGBLayer,
@@ -59,7 +61,7 @@ class MappingNetwork(nn.Module):
         return ws
 
 
-class SynthesisBlock(nn.Module):
+class SynthesisBlock(FastPathMixin, nn.Module):
     """One resolution of the skip generator: [const | conv0 (x2 up)], conv1, to-RGB added to upsampled img."""
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int,
@@ -85,11 +87,13 @@ class SynthesisBlock(nn.Module):
         w_iter = iter(ws.unbind(dim=1))
         if self.in_channels == 0:
             x = self.const.unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
         else:
             x = self.conv0(x, next(w_iter), noise_mode=noise_mode, rng=rng)
         x = self.conv1(x, next(w_iter), noise_mode=noise_mode, rng=rng)
         if img is not None:
-            img = upsample2d(img, self.resample_filter)
+            img = upsample2d_fast(img, self.fir_taps) if self.fir_taps else upsample2d(img, self.resample_filter)
         y = self.torgb(x, next(w_iter)).to(torch.float32)
         img = y if img is None else img + y
         return x, img

@@ -11,12 +11,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sfray.generators.next3d.layers import Conv2dLayer
+from sfray.generators.next3d.fastops import downsample2d_fast
+from sfray.generators.next3d.layers import Conv2dLayer, FastPathMixin
 from sfray.generators.next3d.stylegan2 import MappingNetwork, SynthesisNetwork, split_ws
 from sfray.generators.next3d.upfirdn import binomial_filter, downsample2d
 
 
-class EncoderResBlock(nn.Module):
+class EncoderResBlock(FastPathMixin, nn.Module):
     """img -> [/2 FIR] -> fromrgb (1x1, no bias) [+ previous features] -> conv1 3x3 -> conv2 3x3 /2."""
 
     def __init__(self, in_channels: int, out_channels: int, cond_channels: int, downsample_input: bool):
@@ -30,7 +31,7 @@ class EncoderResBlock(nn.Module):
     def forward(self, img: torch.Tensor, x: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (the image at this block's resolution, features at half of it)."""
         if self.downsample_input:
-            img = downsample2d(img, self.resample_filter)
+            img = downsample2d_fast(img, self.fir_taps) if self.fir_taps else downsample2d(img, self.resample_filter)
         y = self.fromrgb(img)
         x = y if x is None else x + y
         x = self.conv2(self.conv1(x))

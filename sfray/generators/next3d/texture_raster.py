@@ -4,7 +4,13 @@ Per view (front, right, left, top) the mesh is rasterized with backface culling 
 each covered pixel gets its UV by screen-space barycentric interpolation and samples the neural
 texture there (empty pixels sample the texture centre, a released quirk). Alpha is coverage times
 the UV face/eye mask, and holes enclosed by the face (the open mouth, nostrils) are filled with
-alpha 1. The front view's landmarks give the mouth box. Uses ``sfray.geometry.rasterizer``.
+alpha 1. The front view's landmarks give the mouth box.
+
+Two rasterization modes (``RASTER_COMPAT``, docs/next3d.md "Texture rasterization: numerical
+conventions"): ``pytorch3d`` reproduces the kernel the released weights were trained with
+(``raster_compat.py``: its barycentric epsilon, pixel centres, strict inside test, culling and tie
+rule, and the released float32 view transform); ``exact`` uses ``sfray.geometry.rasterizer``
+(exactly normalised barycentrics, top-left tie rule).
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from sfray.generators.next3d import raster_compat
 from sfray.generators.next3d.world import orth_view_coords, view_direction
+from sfray.config import registries as reg
 
 VIEWS = ("front", "right", "left", "top")
 #: Outer-lip landmarks (iBUG 48..59) and the two mouth corners that define the box centre.
@@ -28,6 +36,12 @@ MOUTH_BOX_SCALE = 1.2
 _FOUR_CONNECTED = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]])
 
 RasterizeFn = Callable[..., object]
+
+#: Texture rasterization modes (config key ``generator.next3d.raster_compat``): name -> description.
+RASTER_COMPAT = reg.RASTER_COMPAT
+RASTER_COMPAT.add("pytorch3d", "pytorch3d's rasterize_meshes arithmetic, as the released weights were trained")
+RASTER_COMPAT.add("exact", "sfray's rasterizer: exactly normalised barycentrics, top-left tie rule")
+DEFAULT_RASTER_COMPAT = "pytorch3d"
 
 
 @dataclass
@@ -43,6 +57,11 @@ def _default_rasterize() -> RasterizeFn:
     from sfray.geometry.rasterizer import rasterize
 
     return rasterize
+
+
+def _default_rasterize_ndc() -> RasterizeFn:
+    """The ``pytorch3d`` mode's kernel (tests swap in the per-pixel reference here)."""
+    return raster_compat.rasterize_ndc
 
 
 @functools.lru_cache(maxsize=8)
@@ -74,13 +93,18 @@ def front_facing_area_sign(view: str) -> float:
 
 def rasterize_uv(points: torch.Tensor, faces: torch.Tensor, face_uvcoords: torch.Tensor, view: str,
                  size: int, orth_scale: torch.Tensor | float, orth_shift: torch.Tensor | tuple,
-                 rasterize: RasterizeFn | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 rasterize: RasterizeFn | None = None, compat: str = "exact") -> tuple[torch.Tensor, torch.Tensor]:
     """UV coordinates seen through one orthographic view.
 
     points (B, V, 3) head space; faces (F, 3); face_uvcoords (F, 3, 3) = (2s-1, 1-2t, 1) per corner.
     Returns uv (B, R, R, 2) (zero on empty pixels) and coverage (B, R, R) in {0, 1}. A triangle is
     kept iff its normal (b-a)x(c-a) points towards the viewer; the nearest kept triangle wins.
+    ``compat`` picks the mode (module docstring); ``rasterize`` overrides the mode's kernel.
     """
+    RASTER_COMPAT.check(compat)
+    if compat == "pytorch3d":
+        return _rasterize_uv_pytorch3d(points, faces, face_uvcoords, view, size, orth_scale, orth_shift,
+                                       rasterize or _default_rasterize_ndc())
     rasterize = rasterize or _default_rasterize()
     coords = orth_view_coords(points.float(), view, orth_scale, orth_shift)
     pix = torch.stack([(coords[..., 0] + 1) * (size / 2), (coords[..., 1] + 1) * (size / 2), coords[..., 2]], -1)
@@ -94,6 +118,18 @@ def rasterize_uv(points: torch.Tensor, faces: torch.Tensor, face_uvcoords: torch
     uv = (bary.unsqueeze(-1) * corner_uv).sum(dim=-2)
     uv = torch.where(covered.unsqueeze(-1), uv, torch.zeros_like(uv))
     return uv.float(), covered.float()
+
+
+def _rasterize_uv_pytorch3d(points: torch.Tensor, faces: torch.Tensor, face_uvcoords: torch.Tensor, view: str,
+                            size: int, orth_scale: torch.Tensor | float, orth_shift: torch.Tensor | tuple,
+                            rasterize: RasterizeFn) -> tuple[torch.Tensor, torch.Tensor]:
+    """The released call: screen (-u, -v, depth), corners in the order (a, c, b), culling on."""
+    q = raster_compat.released_view_coords(points, view, orth_scale, orth_shift)
+    ndc = torch.stack([-q[..., 0], -q[..., 1], q[..., 2]], dim=-1)
+    order = [0, 2, 1]
+    frags = rasterize(ndc, faces[:, order], (size, size), cull_backfaces=True)
+    uv = raster_compat.interpolate_face_attributes(frags, face_uvcoords[:, order].float())[..., :2]
+    return uv, (frags.face_index >= 0).float()
 
 
 def fill_holes(alpha: torch.Tensor) -> torch.Tensor:
@@ -117,23 +153,28 @@ def fill_holes(alpha: torch.Tensor) -> torch.Tensor:
 def render_texture_views(textures: torch.Tensor, uv_face_mask: torch.Tensor, points: torch.Tensor,
                          landmarks: torch.Tensor, faces: torch.Tensor, face_uvcoords: torch.Tensor,
                          orth_scale: torch.Tensor | float, orth_shift: torch.Tensor | tuple, size: int,
-                         fill_mouth: bool = True, rasterize: RasterizeFn | None = None) -> TextureViews:
+                         fill_mouth: bool = True, rasterize: RasterizeFn | None = None,
+                         compat: str = "exact") -> TextureViews:
     """Steps 5-10 of docs/next3d.md §2.4 for all four views.
 
     textures (B, C, T, T) neural texture in UV space (row 0 = top of the UV map); uv_face_mask
-    (1, 1, U, U); points (B, V, 3) and landmarks (B, 68, 3) in head space.
+    (1, 1, U, U); points (B, V, 3) and landmarks (B, 68, 3) in head space; ``compat`` the mode.
     """
     b = textures.shape[0]
     mask = uv_face_mask.to(textures.dtype).expand(b, -1, -1, -1)
     feats, alphas = [], []
     for view in VIEWS:
-        uv, covered = rasterize_uv(points, faces, face_uvcoords, view, size, orth_scale, orth_shift, rasterize)
+        uv, covered = rasterize_uv(points, faces, face_uvcoords, view, size, orth_scale, orth_shift, rasterize,
+                                   compat)
         grid = uv.to(textures.dtype)
         feats.append(F.grid_sample(textures, grid, mode="bilinear", padding_mode="zeros", align_corners=False))
         m = F.grid_sample(mask, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         alpha = covered.unsqueeze(1).to(m.dtype) * m
         alphas.append(fill_holes(alpha) if fill_mouth else alpha)
-    lms = orth_view_coords(landmarks.float(), "front", orth_scale, orth_shift)[..., :2]
+    if compat == "pytorch3d":
+        lms = raster_compat.released_view_coords(landmarks, "front", orth_scale, orth_shift)[..., :2]
+    else:
+        lms = orth_view_coords(landmarks.float(), "front", orth_scale, orth_shift)[..., :2]
     return TextureViews(torch.stack(feats, 1), torch.stack(alphas, 1), lms)
 
 

@@ -17,7 +17,10 @@ the similarity ``p -> s R p + t`` applied in world space about the world origin,
 residual an alignment process must remove (the map that fixes it is the similarity itself).
 ``extras`` carries the ground truth: ``render_to_world`` (B, 4, 4) and ``landmarks_2d_rendered``
 (B, 68, 2), the landmarks as they appear in the image (jaw contour picked for the render camera,
-as the default ``annotate.contour=camera`` picks it: ``sfray.head.contour``).
+as the default ``annotate.contour=camera`` picks it: ``sfray.head.contour``), and what the
+image shows of the hair cap, which no mesh annotation contains: ``hair_coverage`` (B, H, W), the
+fraction of each pixel covered by the cap's shell, and ``hair_cap`` (B,) bool, whether the sample
+wears one (its scalp is then painted as hair).
 """
 
 from __future__ import annotations
@@ -152,8 +155,10 @@ class ProceduralGenerator:
             color[i] = self._shade_one(i, frags, vattr[i], apps[i], seeds[i])
         cover = (frags.face_index >= 0).float()[:, None]
         drawn = self.region_all[frags.face_index.clamp_min(0)]
-        hair = (cover[:, 0] > 0) & (drawn == SEG_ID["scalp"])  # scalp skin and the cap over it
-        hair_d = F.avg_pool2d(hair.float()[:, None], ss)[:, 0] if ss > 1 else hair.float()
+        scalp = (cover[:, 0] > 0) & (drawn == SEG_ID["scalp"])  # scalp skin and the cap over it
+        hair_d = F.avg_pool2d(scalp.float()[:, None], ss)[:, 0] if ss > 1 else scalp.float()
+        shell = (frags.face_index >= self.faces.shape[0]).float()[:, None]  # shell faces follow the head's
+        hair = F.avg_pool2d(shell, ss)[:, 0] if ss > 1 else shell[:, 0]
         if ss > 1:
             color, cover_d = F.avg_pool2d(color * cover, ss), F.avg_pool2d(cover, ss)
             zsum = F.avg_pool2d(torch.where(cover > 0, frags.zbuf[:, None], torch.zeros_like(cover)), ss)
@@ -183,7 +188,7 @@ class ProceduralGenerator:
             head_landmarks_fixed=head_out.landmarks_fixed, mesh_to_world=mesh_to_world.float(),
             camera=specs.camera,
             extras={Extra.RENDER_TO_WORLD: render_to_world.float(), Extra.LANDMARKS_2D_RENDERED: lm_pix,
-                    Extra.HAIR_MASK: hair_d.float()},
+                    Extra.HAIR_MASK: hair_d.float(), Extra.HAIR_COVERAGE: hair, Extra.HAIR_CAP: thickness > 0},
             depth_source=DepthSource.RASTER,
         )
 

@@ -1,0 +1,95 @@
+"""A model on disk: ``model.safetensors`` (weights and buffers) + ``model.json`` (size and spec).
+
+Loading needs nothing but the directory: the spec in ``model.json`` rebuilds the architecture,
+safetensors holds only tensors (no code runs on load). A directory whose size differs from the
+one asked for, or whose tensors do not fit the spec, fails with one line naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sfray.errors import AssetError
+from sfray.io.atomic import atomic_path, atomic_write_text
+from sfray.models.multitask import MODEL_SIZES, ModelSpec, MultiTaskModel
+
+WEIGHTS_FILE = "model.safetensors"
+MODEL_JSON = "model.json"
+MODEL_FORMAT = "sfray-multitask"
+MODEL_FORMAT_VERSION = 1
+
+
+def save_model(model: MultiTaskModel, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write the weights and the spec into ``directory`` (atomically, file by file)."""
+    from safetensors.torch import save_file
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(d / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp))
+    meta = {"format": MODEL_FORMAT, "version": MODEL_FORMAT_VERSION, "size": model.spec.name,
+            "spec": model.spec.to_dict(), **(extra or {})}
+    atomic_write_text(d / MODEL_JSON, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return d
+
+
+def read_model_meta(directory: str | Path) -> dict[str, Any]:
+    d = Path(directory)
+    path = d / MODEL_JSON
+    if not path.is_file() or not (d / WEIGHTS_FILE).is_file():
+        raise AssetError(f"{d}: not an sfray model directory (needs {MODEL_JSON} and {WEIGHTS_FILE}); "
+                         "pass a training output_dir, its model/ or one of its checkpoints/")
+    try:
+        meta = json.loads(path.read_text())
+    except ValueError as exc:
+        raise AssetError(f"{path}: not valid JSON ({exc})") from exc
+    if meta.get("format") != MODEL_FORMAT:
+        raise AssetError(f"{path}: format '{meta.get('format')}' is not {MODEL_FORMAT}")
+    return meta
+
+
+def spec_from_meta(meta: dict[str, Any], source: str) -> ModelSpec:
+    try:
+        return ModelSpec(**meta["spec"])
+    except (KeyError, TypeError) as exc:
+        raise AssetError(f"{source}: model spec unreadable ({exc}); was it written by another sfray version?") from exc
+
+
+def check_size(meta: dict[str, Any], expected: str | None, source: str) -> None:
+    """Refuse a model of another size than ``expected`` (``model.size`` of the config)."""
+    if expected is None:
+        return
+    MODEL_SIZES.check(expected)
+    if meta.get("size") != expected:
+        raise AssetError(f"{source}: holds a model of size '{meta.get('size')}', but model.size={expected}; "
+                         f"set model.size={meta.get('size')} or use a checkpoint of size '{expected}'")
+
+
+def load_weights(model: MultiTaskModel, directory: str | Path) -> None:
+    """Load ``directory``'s weights into ``model`` (same architecture required)."""
+    from safetensors.torch import load_file
+
+    path = Path(directory) / WEIGHTS_FILE
+    state = load_file(str(path), device="cpu")
+    own = model.state_dict()
+    wrong = [k for k in own if k not in state or tuple(state[k].shape) != tuple(own[k].shape)]
+    extra = [k for k in state if k not in own]
+    if wrong or extra:
+        raise AssetError(f"{path}: tensors do not fit model size '{model.spec.name}' "
+                         f"({len(wrong)} missing or reshaped, {len(extra)} unexpected, e.g. {(wrong + extra)[0]})")
+    model.load_state_dict(state)
+
+
+def load_model(directory: str | Path, expected_size: str | None = None,
+               device: torch.device | str = "cpu") -> MultiTaskModel:
+    """Rebuild a model from a model directory (any checkpoint dir works too), in eval mode."""
+    meta = read_model_meta(directory)
+    check_size(meta, expected_size, str(directory))
+    model = MultiTaskModel(spec_from_meta(meta, str(Path(directory) / MODEL_JSON)))
+    load_weights(model, directory)
+    return model.to(device).eval()
