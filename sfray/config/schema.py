@@ -269,6 +269,7 @@ class GenerateSection:
     samples_per_shard: int = 256
     image_format: str = "png"  # registries.IMAGE_FORMATS
     image_quality: int = 95
+    array_codec: str = "zlib"  # registries.ARRAY_CODECS: segmentation, depth and other arrays
     preview_samples: int = 16
     # what a rerun re-reads of the committed records before resuming (registries.RESUME_CHECKS):
     # records = every byte against its checksum; shards = headers and shard metadata only (faster)
@@ -282,6 +283,7 @@ class GenerateSection:
                f"must be in 1..{MAX_SAMPLES:,}")
         reg.IMAGE_FORMATS.check(self.image_format)
         _check(1 <= self.image_quality <= 100, "generate.image_quality", "must be in 1..100")
+        reg.ARRAY_CODECS.check(self.array_codec)
         _check(0 <= self.preview_samples <= MAX_PREVIEW, "generate.preview_samples", f"must be in 0..{MAX_PREVIEW}")
         reg.RESUME_CHECKS.check(self.resume_check)
 

@@ -104,7 +104,7 @@ def encode_samples(raw: Sequence[RawSample], gen: GenerateSection) -> list[Produ
 
 def record_options(gen: GenerateSection) -> dict[str, Any]:
     """``encode_record`` keyword arguments of a config's ``generate`` section."""
-    return {"image_format": gen.image_format, "image_quality": gen.image_quality}
+    return {"image_format": gen.image_format, "image_quality": gen.image_quality, "array_codec": gen.array_codec}
 
 
 def sample_summary(fields: dict[str, Any]) -> dict[str, Any]:
