@@ -113,7 +113,7 @@ def ray_stages(out: Path, args: argparse.Namespace) -> dict:
             result[name] = {"wall_s": round(wall, 2), "samples_per_s": round(args.samples / wall, 2),
                             "generator_busy_s": round(busy, 2),
                             "generator_busy_fraction": round(busy / (wall * args.actors), 3),
-                            "encode_stage_s": round(stats.get("encode_s", 0.0), 2),
+                            "encode_s": round(stats.get("encode_s", 0.0), 2),
                             "encode_workers": executor.last_budget.encode_workers}
     finally:
         ray.shutdown()
@@ -183,10 +183,10 @@ def append_row(path: Path, argv: list[str], r: dict) -> None:
         one, two = r["single_stage"], r["two_stage"]
         line = (f"| {what}: Ray two-stage, {r['actors']} actor + {two['encode_workers']} encode task(s) | {dev} | "
                 f"{today()} | `{cmd}` | wall {two['wall_s']} s ({two['samples_per_s']} samples/s); generator busy "
-                f"{two['generator_busy_s']} s = {two['generator_busy_fraction']:.0%} of wall; encoding "
-                f"{two['encode_stage_s']} s in the CPU stage | single-stage (actor encodes), same run: wall "
+                f"{two['generator_busy_s']} s = {two['generator_busy_fraction']:.0%} of wall, no encoding in it "
+                f"(encoding {two['encode_s']} s in the CPU stage) | single-stage (actor encodes), same run: wall "
                 f"{one['wall_s']} s ({one['samples_per_s']} samples/s); generator busy {one['generator_busy_s']} s"
-                f" = {one['generator_busy_fraction']:.0%} of wall, encoding included |")
+                f" = {one['generator_busy_fraction']:.0%} of wall, of which encoding {one['encode_s']} s |")
     elif "producer_samples_per_s" in r:
         line = (f"| {what}: producer loop (no LMDB) | {dev} | {today()} | `{cmd}` | "
                 f"{r['producer_samples_per_s']} samples/s | - |")

@@ -9,4 +9,4 @@ COL_ROWS = "rows_json"  # JSON list of manifest rows (small)
 COL_RAW = "raw_fields"  # list of pickled record-field dicts, b"" for a dropped sample (two-stage)
 COL_RECORDS = "records"  # list of record bytes, b"" for a dropped sample
 COL_BUSY = "generator_busy_s"  # seconds the generator actor spent on this unit
-COL_ENCODE = "encode_s"  # seconds the encode stage spent on this unit (0 when the actor encoded)
+COL_ENCODE = "encode_s"  # seconds spent encoding this unit (in the encode stage, or in the actor)

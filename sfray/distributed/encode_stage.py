@@ -49,7 +49,7 @@ def encode_units(batch: dict[str, Any], *, config_yaml: str) -> dict[str, Any]:
             raise sample_failure(cfg.output_dir, ids, exc, stage="encoding") from None
         records.append([m.record or b"" for m in made])
         seconds.append(time.perf_counter() - start)
-    out = {k: v for k, v in batch.items() if k not in (COL_RAW, COL_ENCODE)}
+    out = {k: v for k, v in batch.items() if k != COL_RAW}
     out[COL_RECORDS] = records
-    out[COL_ENCODE] = seconds
+    out[COL_ENCODE] = [float(a) + b for a, b in zip(batch.get(COL_ENCODE, [0.0] * len(seconds)), seconds)]
     return out

@@ -11,8 +11,9 @@ and actor -> actor stages never fuse in Ray Data. What it returns depends on the
   them into record bytes, so the device never waits for a PNG encoder;
 * single-stage (``ray.encode_workers=0``): the records are encoded here (:data:`COL_RECORDS`).
 
-Each row also carries the seconds this call kept the actor busy (:data:`COL_BUSY`), which the
-datasink sums up for ``bench/generate.py``. The config travels as its YAML text (a few kB).
+Each row also carries the seconds this call kept the actor busy (:data:`COL_BUSY`) and, in the
+single-stage layout, the part of them spent encoding (:data:`COL_ENCODE`), which the datasink sums
+up for ``bench/generate.py``. The config travels as its YAML text (a few kB).
 
 A failure in the constructor or a call is logged with its traceback under ``DATASET/logs/`` and
 re-raised as one ``SfrayError`` line naming the samples and the cause
@@ -29,7 +30,7 @@ import numpy as np
 
 from sfray.config.loader import config_from_yaml_text
 from sfray.config.schema import GenerateJobConfig
-from sfray.distributed.columns import COL_BUSY, COL_IDS, COL_RAW, COL_RECORDS, COL_ROWS
+from sfray.distributed.columns import COL_BUSY, COL_ENCODE, COL_IDS, COL_RAW, COL_RECORDS, COL_ROWS
 from sfray.distributed.encode_stage import pack_raw
 from sfray.generation import faults
 from sfray.generation.failures import sample_failure
@@ -50,12 +51,13 @@ class GeneratorActor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         payload = COL_RECORDS if self.encode else COL_RAW
-        out: dict[str, list[Any]] = {COL_IDS: [], payload: [], COL_ROWS: [], COL_BUSY: []}
+        out: dict[str, list[Any]] = {COL_IDS: [], payload: [], COL_ROWS: [], COL_BUSY: [], COL_ENCODE: []}
         for ids in batch[COL_IDS]:
             start = time.perf_counter()
             ids = np.asarray(ids, dtype=np.int64)
             try:
                 raw = self.producer.generate(ids)
+                made = time.perf_counter()
                 if self.encode:
                     data = [p.record or b"" for p in encode_samples(raw, self.cfg.generate)]
                 else:
@@ -65,7 +67,9 @@ class GeneratorActor:
             out[COL_IDS].append(ids.tolist())
             out[payload].append(data)
             out[COL_ROWS].append(json.dumps([r.row for r in raw]))
-            out[COL_BUSY].append(time.perf_counter() - start)
+            end = time.perf_counter()
+            out[COL_BUSY].append(end - start)
+            out[COL_ENCODE].append(end - made if self.encode else 0.0)  # the encode stage adds its own
         self.calls += 1
         # testing only (faults.fail_actor_after_batches): die once, hard, after k calls
         faults.kill_worker_once(self.cfg.output_dir, self.calls, self.cfg.faults.fail_actor_after_batches)

@@ -96,4 +96,5 @@ def test_two_stage_and_single_stage_make_the_in_process_bytes(tmp_path, ray_loca
     run_generation(one, ex1, progress=False)
     assert checksums(tmp_path / "one") == want
     assert ex1.last_budget.encode_workers == 0
-    assert ex1.last_stats["encode_s"] == 0 and ex1.last_stats["generator_busy_s"] > 0
+    # single stage: the encoding happens inside the actor's busy time
+    assert 0 < ex1.last_stats["encode_s"] < ex1.last_stats["generator_busy_s"]
