@@ -11,7 +11,13 @@ datasink). Prints one JSON line.
 
 ``--mode loop`` runs only the in-process loop (no Ray); ``--no-write`` times the producer alone
 (generate + annotate + quality figures + record encoding, no LMDB), which needs neither Ray nor
-lmdb. ``--append`` adds a row to docs/benchmarks.md.
+lmdb. ``--mode stages`` runs the Ray pipeline twice in one Ray session, with the generator actors
+encoding (``ray.encode_workers=0``, the single-stage layout) and with the CPU encode stage (the
+default), and reports for each the wall time and the generator actors' busy time (seconds inside
+their calls, summed by the datasink): the two-stage busy time no longer contains the encoding.
+``--append`` adds a row to docs/benchmarks.md.
+
+    python bench/generate.py --mode stages --samples 64 --res 256 --shard 16 --actors 1
 """
 
 from __future__ import annotations
@@ -29,10 +35,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _cfg(out: Path, args: argparse.Namespace):
+def _cfg(out: Path, args: argparse.Namespace, *extra: str):
     from sfray.config import GenerateJobConfig, load_config
 
-    return load_config(GenerateJobConfig, ROOT / "configs/generate/quickstart.yaml", [
+    return load_config(GenerateJobConfig, ROOT / "configs/generate/quickstart.yaml", [*extra,
         f"output_dir={out}", f"generate.num_samples={args.samples}", f"generate.resolution={args.res}",
         f"generate.batch_size={args.batch}", f"generate.samples_per_shard={args.shard}",
         f"ray.actors_min={args.actors}", f"ray.actors_max={args.actors}",
@@ -84,6 +90,36 @@ def ray_pipeline(out: Path, args: argparse.Namespace) -> tuple[float, float]:
     return t2 - t0, t2 - t1
 
 
+def ray_stages(out: Path, args: argparse.Namespace) -> dict:
+    """Single-stage vs two-stage in one Ray session: wall seconds and generator busy seconds each."""
+    import ray
+
+    from sfray.distributed.executor import RayExecutor
+    from sfray.distributed.runtime import use_loopback
+    from sfray.generation.run import run_generation
+
+    use_loopback()
+    ray.init(num_cpus=max(os.cpu_count() or 2, args.actors + 1), include_dashboard=False, log_to_driver=False)
+    result = {}
+    try:
+        for name, extra in (("single_stage", ["ray.encode_workers=0"]), ("two_stage", [])):
+            cfg = _cfg(out / name, args, "generate.preview_samples=0", *extra)
+            executor = RayExecutor(cfg.ray)
+            start = time.perf_counter()
+            run_generation(cfg, executor, progress=False)
+            wall = time.perf_counter() - start
+            stats = executor.last_stats
+            busy = stats.get("generator_busy_s", 0.0)
+            result[name] = {"wall_s": round(wall, 2), "samples_per_s": round(args.samples / wall, 2),
+                            "generator_busy_s": round(busy, 2),
+                            "generator_busy_fraction": round(busy / (wall * args.actors), 3),
+                            "encode_s": round(stats.get("encode_s", 0.0), 2),
+                            "encode_workers": executor.last_budget.encode_workers}
+    finally:
+        ray.shutdown()
+    return result
+
+
 def reader_throughput(out: Path) -> float:
     """Records fully decoded per second on one core."""
     from sfray.data.torch_dataset import SfrayDataset
@@ -104,7 +140,8 @@ def main() -> None:
     p.add_argument("--actors", type=int, default=2)
     p.add_argument("--gpus-per-actor", type=float, default=0.0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--mode", choices=("both", "loop"), default="both", help="loop: no Ray")
+    p.add_argument("--mode", choices=("both", "loop", "stages"), default="both",
+                   help="loop: no Ray; stages: single-stage vs two-stage Ray pipeline")
     p.add_argument("--no-write", action="store_true", help="loop mode: the producer alone (no LMDB)")
     p.add_argument("--append", type=Path, default=None, help="append a row to this markdown file")
     argv = sys.argv[1:]
@@ -114,7 +151,9 @@ def main() -> None:
               "machine": platform.processor() or platform.machine()}
     work = Path(tempfile.mkdtemp(prefix="sfray-bench-gen-"))
     try:
-        if args.mode == "loop" and args.no_write:
+        if args.mode == "stages":
+            result.update(ray_stages(work, args))
+        elif args.mode == "loop" and args.no_write:
             result["producer_samples_per_s"] = round(args.samples / producer_loop(args), 2)
         else:
             loop_s = plain_loop(work / "loop", args)
@@ -140,7 +179,15 @@ def append_row(path: Path, argv: list[str], r: dict) -> None:
     dev = machine(r["device"] if r["device"] != "auto" else "cpu")
     what = f"generate, {r['resolution']}², batch {r['batch']}, {r['samples']} samples"
     cmd = command("bench/generate.py", argv)
-    if "producer_samples_per_s" in r:
+    if "two_stage" in r:
+        one, two = r["single_stage"], r["two_stage"]
+        line = (f"| {what}: Ray two-stage, {r['actors']} actor + {two['encode_workers']} encode task(s) | {dev} | "
+                f"{today()} | `{cmd}` | wall {two['wall_s']} s ({two['samples_per_s']} samples/s); generator busy "
+                f"{two['generator_busy_s']} s = {two['generator_busy_fraction']:.0%} of wall, no encoding in it "
+                f"(encoding {two['encode_s']} s in the CPU stage) | single-stage (actor encodes), same run: wall "
+                f"{one['wall_s']} s ({one['samples_per_s']} samples/s); generator busy {one['generator_busy_s']} s"
+                f" = {one['generator_busy_fraction']:.0%} of wall, of which encoding {one['encode_s']} s |")
+    elif "producer_samples_per_s" in r:
         line = (f"| {what}: producer loop (no LMDB) | {dev} | {today()} | `{cmd}` | "
                 f"{r['producer_samples_per_s']} samples/s | - |")
     elif "ray_samples_per_s" in r:

@@ -12,6 +12,8 @@
 #   3. Next3D bf16 batch 32/64 with CUDA graphs
 #   4. the procedural producer loop at 512², batch 32 (generate + annotate + quality + encode)
 #   5. the Ray pipeline vs the in-process loop (skipped with a JSON line when Ray is missing)
+#   5b. the Ray pipeline single-stage (actor encodes) vs two-stage (CPU encode stage): generator busy
+#      time vs wall time, same run (skipped with a JSON line when Ray is missing)
 #   6. Next3D bf16 batch 32 with torch.compile (last: compile time is the least predictable)
 #
 # Needs torch, numpy, scipy, pillow; sfray's config loader needs omegaconf (+ antlr4 runtime,
@@ -102,6 +104,7 @@ if [ "$QUICK" = 1 ]; then
   GRAPH_BATCHES=(2)
   GEN=(--samples 8 --res 128 --batch 4 --shard 8)
   RAYGEN=(--samples 16 --res 128 --batch 4 --shard 8 --actors 1)
+  STAGES=(--samples 16 --res 128 --batch 4 --shard 8 --actors 1)
 else
   RASTER=(--batch 8 --faces 10000 --res 512 --repeats 5 --baselines none)
   NET=(--config full --repeat 3)
@@ -109,6 +112,7 @@ else
   GRAPH_BATCHES=(32 64)
   GEN=(--samples 256 --res 512 --batch 32 --shard 128)
   RAYGEN=(--samples 1024 --res 512 --batch 32 --shard 128 --actors 1 --gpus-per-actor 1)
+  STAGES=(--samples 1024 --res 512 --batch 32 --shard 64 --actors 1 --gpus-per-actor 1)
 fi
 
 step raster 60 python bench/raster.py --device "$DEVICE" --backends span,bbox "${RASTER[@]}" "${APP[@]}"
@@ -123,8 +127,10 @@ fi
 step producer 45 python bench/generate.py --mode loop --no-write --device "$DEVICE" "${GEN[@]}" "${APP[@]}"
 if python -c "import ray" 2>/dev/null; then
   step ray_pipeline 120 python bench/generate.py --mode both --device "$DEVICE" "${RAYGEN[@]}" "${APP[@]}"
+  step ray_stages 120 python bench/generate.py --mode stages --device "$DEVICE" "${STAGES[@]}" "${APP[@]}"
 else
   note '{"bench": "ray_pipeline", "skipped": "ray is not installed on this machine (its wheel cannot be carried); run bench/generate.py on a node with Ray"}'
+  note '{"bench": "ray_stages", "skipped": "ray is not installed on this machine (its wheel cannot be carried); run bench/generate.py --mode stages on a node with Ray"}'
 fi
 if [ "$DEVICE" = cuda ]; then  # last: compilation time is the least predictable step
   step next3d_compile 120 python bench/next3d.py --device "$DEVICE" "${NET[@]}" --batches "${GRAPH_BATCHES[0]}" \

@@ -86,16 +86,32 @@ def depth_residuals(mesh_depth: torch.Tensor, mesh_mask: torch.Tensor, gen_depth
     d, m = resample_depth_mask(mesh_depth, mesh_mask.to(torch.float64), h)
     both = m & (gen_mask.to(torch.float64) >= 0.5)
     diff = (d - gen_depth.to(torch.float64)).abs()
-    med, p90, mean = [], [], []
-    for i in range(d.shape[0]):
-        v = diff[i][both[i]]
-        if v.numel() == 0:
-            med.append(math.inf), p90.append(math.inf), mean.append(math.inf)
-        else:
-            med.append(float(v.median()))
-            p90.append(float(torch.quantile(v, 0.9)))
-            mean.append(float(v.mean()))
-    return torch.tensor(med), torch.tensor(p90), torch.tensor(mean)
+    med, p90, n = masked_quantiles(diff.flatten(1), both.flatten(1), 0.9)
+    mean = torch.where(both.flatten(1), diff.flatten(1), 0.0).sum(1) / n.clamp_min(1)
+    mean = torch.where(n > 0, mean, math.inf)
+    # float32, as the figures have always been stored (records stay byte-identical)
+    return med.float().cpu(), p90.float().cpu(), mean.float().cpu()
+
+
+def masked_quantiles(values: torch.Tensor, keep: torch.Tensor, q: float
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Row-wise median and ``q``-quantile of ``values[keep]`` for (B, N) inputs, in one sort.
+
+    The same numbers as ``v.median()`` (the lower middle value) and ``torch.quantile(v, q)``
+    (linear interpolation between the two nearest ranks, rank = q * (n - 1)) on each row's kept
+    values, without a per-sample loop; rows with nothing kept give ``inf``. Returns (median,
+    quantile, count).
+    """
+    x = torch.where(keep, values, math.inf)
+    s = x.sort(dim=1).values  # kept values first, in order; the rest are inf
+    n = keep.sum(1)
+    last = (n - 1).clamp_min(0)
+    med = s.gather(1, (last // 2)[:, None])[:, 0]
+    rank = q * last.to(values.dtype)
+    lo, hi = rank.floor().long(), rank.ceil().long()
+    quant = torch.lerp(s.gather(1, lo[:, None])[:, 0], s.gather(1, hi[:, None])[:, 0], rank - lo.to(values.dtype))
+    none = n == 0
+    return med.masked_fill(none, math.inf), quant.masked_fill(none, math.inf), n
 
 
 def landmark_depth_residual(annotation: Any, gen_depth: torch.Tensor, gen_mask: torch.Tensor,
@@ -108,11 +124,8 @@ def landmark_depth_residual(annotation: Any, gen_depth: torch.Tensor, gen_mask: 
     d = sample_bilinear(gen_depth.to(torch.float64), idx, xy.reshape(-1, 2)).reshape(b, -1)
     cov = sample_bilinear(gen_mask.to(torch.float64), idx, xy.reshape(-1, 2)).reshape(b, -1)
     ok = annotation.landmarks_visible.detach().cpu() & (cov > 0.99)
-    out = torch.full((b,), math.inf, dtype=torch.float64)
-    for i in range(b):
-        if ok[i].any():
-            out[i] = (d[i] - z[i])[ok[i]].abs().median()
-    return out
+    med, _, _ = masked_quantiles((d - z).abs(), ok, 0.5)
+    return med
 
 
 def face_depth_residual(annotation: Any, gen_depth: torch.Tensor, gen_mask: torch.Tensor,

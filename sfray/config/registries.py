@@ -52,8 +52,13 @@ QUALITY_POLICIES: Registry[Any] = Registry("quality.policy", "quality policy", (
 #: ``quality.preset`` (null for none): authors (the release's detector rule), strict (drop samples
 #: whose face region disagrees in depth with the generator's; docs/alignment.md).
 QUALITY_PRESETS: Registry[Any] = Registry("quality.preset", "quality preset", ("authors", "strict"))
-#: ``generate.image_format``: encoders (sfray.data.record).
-IMAGE_FORMATS: Registry[Any] = Registry("generate.image_format", "image format", ("png", "jpeg", "webp"))
+#: ``generate.image_format``: encoders (sfray.data.record); ``webp_lossless`` and ``zstd`` (raw
+#: pixels, zstd-compressed) make records of format version 2 (docs/dataset.md, "Codecs").
+IMAGE_FORMATS: Registry[Any] = Registry("generate.image_format", "image format",
+                                        ("png", "jpeg", "webp", "webp_lossless", "zstd"))
+#: ``generate.array_codec``: how label maps, depth and the other arrays are compressed (sfray.data.record):
+#: zlib = PNG label maps + zlib arrays (format version 1), zstd = zstd-compressed raw arrays (version 2).
+ARRAY_CODECS: Registry[Any] = Registry("generate.array_codec", "array codec", ("zlib", "zstd"))
 #: ``generate.resume_check``: what a rerun re-reads of the committed records before it resumes
 #: (records: every byte against its checksum; shards: headers and shard metadata only).
 RESUME_CHECKS: Registry[Any] = Registry("generate.resume_check", "resume check", ("records", "shards"))
@@ -61,5 +66,5 @@ RESUME_CHECKS: Registry[Any] = Registry("generate.resume_check", "resume check",
 ALL: tuple[Registry[Any], ...] = (
     HEAD_KINDS, HEAD_DTYPES, GENERATOR_KINDS, PRECISIONS, RASTER_COMPAT, BACKGROUNDS, SAMPLING_STRATEGIES,
     CAMERA_PRESETS, CONDITIONING_CAMERAS, RASTER_BACKENDS, CONTOUR_MODES, ALIGN_MODELS, ROBUST_LOSSES,
-    LANDMARK_SOURCES, QUALITY_POLICIES, QUALITY_PRESETS, IMAGE_FORMATS, RESUME_CHECKS,
+    LANDMARK_SOURCES, QUALITY_POLICIES, QUALITY_PRESETS, IMAGE_FORMATS, ARRAY_CODECS, RESUME_CHECKS,
 )

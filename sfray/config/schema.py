@@ -279,6 +279,7 @@ class GenerateSection:
     samples_per_shard: int = 256
     image_format: str = "png"  # registries.IMAGE_FORMATS
     image_quality: int = 95
+    array_codec: str = "zlib"  # registries.ARRAY_CODECS: segmentation, depth and other arrays
     preview_samples: int = 16
     # what a rerun re-reads of the committed records before resuming (registries.RESUME_CHECKS):
     # records = every byte against its checksum; shards = headers and shard metadata only (faster)
@@ -292,6 +293,7 @@ class GenerateSection:
                f"must be in 1..{MAX_SAMPLES:,}")
         reg.IMAGE_FORMATS.check(self.image_format)
         _check(1 <= self.image_quality <= 100, "generate.image_quality", "must be in 1..100")
+        reg.ARRAY_CODECS.check(self.array_codec)
         _check(0 <= self.preview_samples <= MAX_PREVIEW, "generate.preview_samples", f"must be in 0..{MAX_PREVIEW}")
         reg.RESUME_CHECKS.check(self.resume_check)
 
@@ -309,10 +311,19 @@ class RayConfig:
     # a lost worker (actor or node) ends one pass of the actor pool; the job then resumes from the
     # committed shards in a fresh pass, at most this many passes in all
     max_attempts: int = 3
+    # generation: CPU tasks that encode records while the generator actors make the next samples;
+    # None = the cluster's CPUs the actors leave free (at least 1); 0 = the actors encode (one stage)
+    encode_workers: Optional[int] = None
+    # generation: the object store Ray Data may fill with in-flight samples, MiB; None = half of it
+    object_store_budget_mb: Optional[int] = None
 
     def validate(self) -> None:
         _check(1 <= self.actors_min <= self.actors_max, "ray.actors_min",
                "need 1 <= actors_min <= actors_max")
+        _check(self.encode_workers is None or self.encode_workers >= 0, "ray.encode_workers",
+               "must be >= 0 (0: encode in the generator actors) or null (auto)")
+        _check(self.object_store_budget_mb is None or self.object_store_budget_mb >= 64,
+               "ray.object_store_budget_mb", "must be >= 64 (MiB) or null (half of the object store)")
         _check(self.gpus_per_actor >= 0, "ray.gpus_per_actor", "must be >= 0")
         _check(self.max_attempts >= 1, "ray.max_attempts", "must be >= 1")
 

@@ -1,9 +1,12 @@
 """``RayExecutor``: a generation run's units on a Ray Data actor pool, written by the LMDB datasink.
 
 Pipeline: one row per work unit -> ``map_batches(GeneratorActor)`` over an autoscaling actor pool
-(``ray.actors_min..actors_max``, ``ray.gpus_per_actor`` each) -> ``LmdbShardDatasink``, which
-writes each unit's shard and receipt (``sfray.generation.storage``). The run itself (resume,
-planning, commit, preview) is ``sfray.generation.run.run_generation``.
+(``ray.actors_min..actors_max``, ``ray.gpus_per_actor`` each: generate, annotate, quality figures;
+raw arrays out) -> ``map_batches(encode_units)`` on a pool of CPU tasks (``ray.encode_workers``)
+-> ``LmdbShardDatasink``, which writes each unit's shard and receipt (``sfray.generation.storage``).
+``ray.encode_workers=0`` drops the encode stage: the actors encode (the single-stage layout).
+The object-store budget and stage sizes are ``sfray.distributed.pipeline_budget``. The run
+itself (resume, planning, commit, preview) is ``sfray.generation.run.run_generation``.
 
 Actor restarts are off (``max_restarts=0``). Ray Data always hands its pool actors their
 constructor arguments through the object store, and Ray core logs an error-level line for every
@@ -38,8 +41,11 @@ from ray.util.annotations import RayDeprecationWarning
 
 from sfray.config.loader import to_yaml
 from sfray.config.schema import GenerateJobConfig, RayConfig
-from sfray.distributed.generate_actor import COL_IDS, COL_UNIT, GeneratorActor
+from sfray.distributed.columns import COL_IDS, COL_UNIT
+from sfray.distributed.encode_stage import encode_units
+from sfray.distributed.generate_actor import GeneratorActor
 from sfray.distributed.lmdb_datasink import LmdbShardDatasink
+from sfray.distributed.pipeline_budget import PipelineBudget, apply_budget, pipeline_budget
 from sfray.distributed.runtime import ray_session
 from sfray.errors import ConfigError, SfrayError
 from sfray.generation.executor import WorkerLost
@@ -54,6 +60,9 @@ class RayExecutor:
     def __init__(self, ray_cfg: RayConfig):
         self.ray_cfg = ray_cfg
         self.max_attempts = int(ray_cfg.max_attempts)
+        #: The last pass's pipeline sizes and the sink's timings (units, generator/encode seconds).
+        self.last_budget: PipelineBudget | None = None
+        self.last_stats: dict[str, float] = {}
 
     def check(self, cfg: GenerateJobConfig) -> None:
         """The workers' device: Ray hides GPUs from actors that asked for none, and a local Ray
@@ -74,15 +83,21 @@ class RayExecutor:
     @contextlib.contextmanager
     def session(self, cfg: GenerateJobConfig) -> Iterator[None]:
         """A Ray runtime for the whole run (started locally, loopback only, unless one is running)."""
-        local_cpus = max(os.cpu_count() or 1, int(cfg.ray.actors_max * cfg.ray.cpus_per_actor) + 1)
+        encoders = 1 if cfg.ray.encode_workers is None else cfg.ray.encode_workers
+        local_cpus = max(os.cpu_count() or 1, int(cfg.ray.actors_max * cfg.ray.cpus_per_actor) + max(1, encoders))
         with ray_session(cfg.ray, default_num_cpus=local_cpus, log_to_driver=False):
             yield
 
     def execute(self, cfg: GenerateJobConfig, units: Sequence[WorkUnit]) -> None:
-        ds = _build_dataset(cfg, units)
+        resources = ray.cluster_resources()
+        self.last_budget = budget = pipeline_budget(cfg.ray, resources.get("CPU", 1.0),
+                                                    resources.get("object_store_memory", 0.0))
+        ds = _build_dataset(cfg, units, budget)
+        sink = LmdbShardDatasink(str(Path(cfg.output_dir)))
         try:
             with _quiet_ray_data_console():
-                ds.write_datasink(LmdbShardDatasink(str(Path(cfg.output_dir))))
+                ds.write_datasink(sink)
+            self.last_stats = dict(sink.stats)
         except Exception as exc:
             user = sfray_cause(exc)
             if user is not None:
@@ -135,8 +150,8 @@ def _quiet_ray_data_console() -> Iterator[None]:
             h.removeFilter(drop)
 
 
-def _build_dataset(cfg: GenerateJobConfig, units: Sequence[WorkUnit]) -> ray.data.Dataset:
-    ctx = ray.data.DataContext.get_current()
+def _build_dataset(cfg: GenerateJobConfig, units: Sequence[WorkUnit], budget: PipelineBudget) -> ray.data.Dataset:
+    ctx = apply_budget(budget)
     ctx.enable_progress_bars = False  # sfray prints its own progress line (samples/s, ETA, dropped)
     ctx.enable_operator_progress_bars = False
     ctx.print_on_execution_start = False
@@ -148,13 +163,19 @@ def _build_dataset(cfg: GenerateJobConfig, units: Sequence[WorkUnit]) -> ray.dat
         # remote args, which warn that they will be removed in 2.64 (ray is pinned to 2.60.0).
         warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated",
                                 category=RayDeprecationWarning)
-        return ds.map_batches(
+        ds = ds.map_batches(
             GeneratorActor,
             batch_size=1,
             batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(min_size=cfg.ray.actors_min, max_size=cfg.ray.actors_max),
+            compute=ray.data.ActorPoolStrategy(min_size=cfg.ray.actors_min, max_size=cfg.ray.actors_max,
+                                               max_tasks_in_flight_per_actor=budget.tasks_in_flight_per_actor),
             num_gpus=cfg.ray.gpus_per_actor,
             num_cpus=cfg.ray.cpus_per_actor,
-            fn_constructor_kwargs={"config_yaml": to_yaml(cfg)},
+            fn_constructor_kwargs={"config_yaml": to_yaml(cfg), "encode": budget.encode_workers == 0},
             max_restarts=0,  # see the module docstring: the run, not Ray, replaces lost workers
         )
+    if budget.encode_workers == 0:
+        return ds
+    return ds.map_batches(encode_units, batch_size=1, batch_format="numpy",
+                          compute=ray.data.TaskPoolStrategy(size=budget.encode_workers), num_cpus=1,
+                          fn_kwargs={"config_yaml": to_yaml(cfg)})

@@ -32,7 +32,7 @@ def load_generation_config(stream: StreamSection) -> GenerateJobConfig:
 
 
 def _flatten_units(batch: dict[str, np.ndarray]) -> dict[str, list]:
-    from sfray.distributed.generate_actor import COL_IDS, COL_RECORDS
+    from sfray.distributed.columns import COL_IDS, COL_RECORDS
 
     ids: list[int] = []
     records: list[bytes] = []
@@ -48,7 +48,8 @@ def generator_records(gen_cfg: GenerateJobConfig, sample_ids: np.ndarray, *, act
                       gpus_per_actor: float) -> ray.data.Dataset:
     """Rows ``(sample_id, record bytes)`` for ``sample_ids``, made by a pool of generator actors."""
     from sfray.config.loader import to_yaml
-    from sfray.distributed.generate_actor import COL_IDS, COL_UNIT, GeneratorActor
+    from sfray.distributed.columns import COL_IDS, COL_UNIT
+    from sfray.distributed.generate_actor import GeneratorActor
     from sfray.generation.plan import plan_units
 
     ids = np.sort(np.asarray(sample_ids, dtype=np.int64))
@@ -62,7 +63,7 @@ def generator_records(gen_cfg: GenerateJobConfig, sample_ids: np.ndarray, *, act
     ds = ds.map_batches(GeneratorActor, batch_size=1, batch_format="numpy",
                         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
                         num_cpus=cpus_per_actor, num_gpus=gpus_per_actor,
-                        fn_constructor_kwargs={"config_yaml": to_yaml(gen_cfg), "fault_dir": None})
+                        fn_constructor_kwargs={"config_yaml": to_yaml(gen_cfg), "encode": True})
     return ds.map_batches(_flatten_units, batch_size=1, batch_format="numpy")
 
 

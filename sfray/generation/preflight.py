@@ -37,7 +37,7 @@ from sfray.io.space import check_free_space, existing_ancestor
 #: records measure 1.4 (png) and 0.4 (jpeg) B/px at 512x512; photographic images compress worse, so
 #: these are about twice that (docs/reliability.md). Used only by the free-space check, which refuses
 #: a run when even the estimate does not fit; a resumed run uses its committed records' mean size.
-BYTES_PER_PIXEL = {"png": 2.5, "jpeg": 0.8, "webp": 0.8}
+BYTES_PER_PIXEL = {"png": 2.5, "jpeg": 0.8, "webp": 0.8, "webp_lossless": 2.0, "zstd": 3.5}
 RECORD_OVERHEAD = 8 * 1024  # landmarks, FLAME parameters, header, LMDB page slack
 
 

@@ -1,14 +1,21 @@
 """Produce annotated, encoded records for a set of sample ids (no Ray).
 
 :class:`SampleProducer` owns one generator stack (``sfray.annotate.stack``: head, generator,
-annotator) plus the quality stage, the way a Ray generator actor does; ``produce(ids)`` runs
-specs -> generator -> refinement/gate -> annotator -> record bytes for them in aligned batches
-(see ``sfray.generation.plan``). Every executor calls it, so a record's bytes never depend on
-how it was scheduled.
+annotator) plus the quality stage, the way a Ray generator actor does. Its work has two stages
+that can run in different processes (docs/architecture.md, "Two-stage generation"):
+
+* ``generate(ids)`` (the device stage): specs -> generator -> refinement/gate -> annotator ->
+  quality figures, in aligned batches (``sfray.generation.plan``); returns :class:`RawSample`
+  (record fields as CPU NumPy arrays, no encoding);
+* :func:`encode_samples` (the CPU stage): record fields -> record bytes (``sfray.data.record``).
+
+``produce(ids)`` runs both in this process. Every executor goes through these two functions, so
+a record's bytes never depend on how, or in which process, it was made.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,12 +24,22 @@ import torch
 
 from sfray.annotate.annotator import to_record_fields
 from sfray.annotate.stack import build_stack
-from sfray.config.schema import GenerateJobConfig
+from sfray.config.schema import GenerateJobConfig, GenerateSection
 from sfray.conventions import Field, Status
 from sfray.data.record import encode_record
 from sfray.generation.plan import WorkUnit
 from sfray.generation.quality_stage import QualityStage
 from sfray.sampling.specs import make_specs
+
+
+@dataclass
+class RawSample:
+    """One sample before encoding: its record fields (NumPy arrays and scalars, None when the
+    quality gate dropped it and it is not kept) and its summary row (see :class:`ProducedSample`)."""
+
+    sample_id: int
+    fields: dict[str, Any] | None
+    row: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,14 +66,12 @@ class SampleProducer:
         self.identity = self.generator.identity
 
     @torch.no_grad()
-    def produce(self, sample_ids: np.ndarray, *, keep_dropped: bool = False) -> list[ProducedSample]:
-        """Generate, annotate and encode ``sample_ids`` (sorted), in batches aligned to ``batch_size``.
-
-        A sample the quality gate drops gets no record unless ``keep_dropped`` (previews show it).
-        """
+    def generate(self, sample_ids: np.ndarray, *, keep_dropped: bool = False) -> list[RawSample]:
+        """Generate, annotate and gate ``sample_ids`` (sorted), in batches aligned to ``batch_size``;
+        no encoding. A sample the quality gate drops keeps no fields unless ``keep_dropped``."""
         cfg = self.cfg
         unit = WorkUnit(-1, np.asarray(sample_ids, dtype=np.int64))
-        results: list[ProducedSample] = []
+        results: list[RawSample] = []
         for batch_ids in unit.batches(cfg.generate.batch_size):
             specs = make_specs(
                 batch_ids, cfg.seed, cfg.sampling, cfg.camera,
@@ -71,12 +86,25 @@ class SampleProducer:
                 fields[Field.GENERATOR] = self.identity
                 fields[Field.QUALITY] = dict(verdict.figures)
                 fields[Field.STATUS], fields[Field.REASON] = verdict.status, verdict.reason
-                record = None
-                if verdict.status != Status.DROPPED or keep_dropped:  # a dropped sample keeps its row only
-                    record = encode_record(fields, image_format=cfg.generate.image_format,
-                                           image_quality=cfg.generate.image_quality)
-                results.append(ProducedSample(int(sid), record, sample_summary(fields)))
+                keep = verdict.status != Status.DROPPED or keep_dropped  # a dropped sample keeps its row only
+                results.append(RawSample(int(sid), fields if keep else None, sample_summary(fields)))
         return results
+
+    def produce(self, sample_ids: np.ndarray, *, keep_dropped: bool = False) -> list[ProducedSample]:
+        """Generate, annotate and encode ``sample_ids`` (sorted) in this process."""
+        return encode_samples(self.generate(sample_ids, keep_dropped=keep_dropped), self.cfg.generate)
+
+
+def encode_samples(raw: Sequence[RawSample], gen: GenerateSection) -> list[ProducedSample]:
+    """The CPU stage: record bytes of every sample that has fields (``generate.*`` codec keys)."""
+    options = record_options(gen)
+    return [ProducedSample(r.sample_id, None if r.fields is None else encode_record(r.fields, **options), r.row)
+            for r in raw]
+
+
+def record_options(gen: GenerateSection) -> dict[str, Any]:
+    """``encode_record`` keyword arguments of a config's ``generate`` section."""
+    return {"image_format": gen.image_format, "image_quality": gen.image_quality, "array_codec": gen.array_codec}
 
 
 def sample_summary(fields: dict[str, Any]) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from synth_records import random_sample
 
 from sfray.conventions import Field
 from sfray.data.record import (
-    FORMAT_VERSION,
     IMAGE_FORMATS,
+    MAX_FORMAT_VERSION,
     decode_record,
     encode_record,
     read_header,
@@ -79,7 +79,7 @@ def test_bad_inputs_and_versions():
     with pytest.raises(AssetError, match="not an sfray record"):
         decode_record(b"PNG\x00" + b"\x00" * 16)
     blob = bytearray(encode_record(random_sample(0)))
-    struct.pack_into("<H", blob, 4, FORMAT_VERSION + 1)
+    struct.pack_into("<H", blob, 4, MAX_FORMAT_VERSION + 1)
     with pytest.raises(AssetError, match="newer"):
         read_header(bytes(blob))
     with pytest.raises(SfrayError, match="image"):

@@ -151,3 +151,30 @@ def test_free_keys_may_change_on_resume_but_faults_misalign_may_not(tmp_path):
     with pytest.raises(ConfigError, match=r"faults\.misalign"):
         run_generation(cfg_for(out, "faults.misalign=[1,0,0,0,0,0,1]"), InProcessExecutor("cpu"),
                        progress=False)
+
+
+def test_codec_keys_change_the_bytes_not_the_content(tmp_path):
+    """``generate.image_format=zstd`` + ``generate.array_codec=zstd``: a valid dataset (verify) whose
+    records decode to exactly what the default PNG + zlib records decode to."""
+    import numpy as np
+
+    from sfray.data.reader import RecordReader, committed_rows
+    from sfray.data.record import decode_record
+
+    executor = InProcessExecutor("cpu")
+    few = ("generate.num_samples=6", "generate.preview_samples=0")
+    run_generation(cfg_for(tmp_path / "png", *few), executor, progress=False)
+    run_generation(cfg_for(tmp_path / "zstd", *few, "generate.image_format=zstd", "generate.array_codec=zstd"),
+                   executor, progress=False)
+    assert verify_dataset(tmp_path / "zstd").ok
+
+    def decoded(root: Path) -> dict[int, dict]:
+        with RecordReader(root) as reader:
+            return {int(r["sample_id"]): decode_record(reader.row(r)) for r in committed_rows(root).to_pylist()}
+
+    png, zstd = decoded(tmp_path / "png"), decoded(tmp_path / "zstd")
+    assert sorted(png) == sorted(zstd) == list(range(6))
+    for sid, rec in png.items():
+        assert sorted(rec) == sorted(zstd[sid])
+        for key, value in rec.items():
+            assert np.array_equal(np.asarray(value), np.asarray(zstd[sid][key])), (sid, key)
