@@ -26,7 +26,12 @@ from sfray.benchmarks.torch_dataset import BenchmarkDataset
 from sfray.config.finetune import FinetuneJobConfig
 from sfray.config.loader import to_yaml
 from sfray.errors import ConfigError
-from sfray.evaluate.job import completed_report, load_frozen_stage1, open_stage2_benchmark, write_stage2_report
+from sfray.evaluate.job import (
+    completed_report,
+    load_frozen_stage1,
+    open_stage2_benchmark,
+    write_stage2_report,
+)
 from sfray.evaluate.methods import DIRECT_METHOD, direct_predictor, finetuned_method, finetuned_predictor
 from sfray.evaluate.run import score_model
 from sfray.io.atomic import atomic_write_text
