@@ -46,7 +46,6 @@ from sfray.train.stage1_task import Stage1Task
 from sfray.train.task import TrainData
 
 
-
 @dataclass
 class Stage1Plan:
     """Everything decided before the first write."""
