@@ -105,14 +105,18 @@ def test_stage1_is_frozen(finetuned, stage1, lapa_like, tmp_path):
     before = {k: v.clone() for k, v in model1.state_dict().items()}
     task = Stage2Task(cfg, model1, plan.spec)
     assert not model1.training and not any(p.requires_grad for p in model1.parameters())
+    s1 = task.stage1_outputs(torch.rand(2, 3, 64, 64))
+    assert all(not t.requires_grad for t in s1.values() if isinstance(t, torch.Tensor)), "no graph into Stage I"
     ctx = LocalContext(tmp_path / "run", torch.device("cpu"))
     data = LoaderData(train_dataset(cfg, reader, plan), plan.train_indices, 8)
+    torch.manual_seed(0)
+    init = task.build_model()  # what fit builds first (it seeds the same way)
     net, result = fit(task, data, ctx, cfg.train, cfg.optim, config_yaml=plan.config_yaml, seed=0, progress=False)
     assert result.step == 3
     assert all(p.grad is None for p in model1.parameters())
     assert all(torch.equal(before[k], v) for k, v in model1.state_dict().items())
     # ... while the label nets did train
-    assert any(p.grad is not None for p in net.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(init.state_dict().values(), net.state_dict().values()))
 
 
 def test_rerun_returns_the_report_without_training(finetuned, stage1, lapa_like):
@@ -148,7 +152,7 @@ def test_bad_inputs_fail_in_one_line_and_write_nothing(stage1, lapa_like, tmp_pa
     not_lapa = tmp_path / "not_lapa"
     (not_lapa / "images").mkdir(parents=True)
     (not_lapa / "images" / "a.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(SfrayError, match="no usable lapa image"):
+    with pytest.raises(SfrayError, match="no LaPa split folder with images"):
         run_finetune(finetune_config(stage1, not_lapa, out), progress=False)
     assert not out.exists()
     # the CLI prints it as one line and exits 2
