@@ -5,11 +5,13 @@ from pathlib import Path
 import pytest
 
 from sfray.config import AlignJobConfig, GenerateJobConfig, load_config, save_config
+from sfray.config.finetune import EvaluateJobConfig, FinetuneJobConfig
 from sfray.config.train import TrainJobConfig
 from sfray.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMAS = {"generate": GenerateJobConfig, "align": AlignJobConfig, "train": TrainJobConfig}
+SCHEMAS = {"generate": GenerateJobConfig, "align": AlignJobConfig, "train": TrainJobConfig,
+           "finetune": FinetuneJobConfig, "evaluate": EvaluateJobConfig}
 
 
 def _configs():
@@ -28,9 +30,11 @@ ASSET_OVERRIDES = {
 @pytest.mark.parametrize("path", _configs(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_shipped_config_loads(path):
     schema = SCHEMAS[path.relative_to(ROOT / "configs").parts[0]]
-    overrides = ASSET_OVERRIDES.get(path.name, []) if schema is not TrainJobConfig else []
+    overrides = ASSET_OVERRIDES.get(path.name, []) if schema in (GenerateJobConfig, AlignJobConfig) else []
+    if schema is FinetuneJobConfig and path.name == "paper.yaml":
+        overrides = ["benchmark.root=/data/LaPa"]  # a real benchmark: the user says where it is
     if overrides:
-        with pytest.raises(ConfigError, match=r"head\.path|generator\.next3d\.checkpoint"):
+        with pytest.raises(ConfigError, match=r"head\.path|generator\.next3d\.checkpoint|benchmark\.root"):
             load_config(schema, path)
     cfg = load_config(schema, path, overrides)
     assert isinstance(cfg, schema)

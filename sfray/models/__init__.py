@@ -1,4 +1,5 @@
-"""Networks of Stage I: UNet encoder and heads, stacked-hourglass keypoint head, the multi-task model.
+"""Networks: Stage I's UNet encoder and heads, stacked-hourglass keypoint head and multi-task model;
+Stage II's label-finetuning nets (``sfray.models.labelnet``).
 
     model = build_model("tiny")                   # MODEL_SIZES: tiny | paper | release
     out = model(images)                           # images (B, 3, H, W) in [0, 1]

@@ -17,6 +17,8 @@ from sfray.errors import AssetError
 from sfray.io.atomic import atomic_path, atomic_write_text
 from sfray.models.multitask import MODEL_SIZES, ModelSpec, MultiTaskModel
 
+#: Sub-folder of a training output_dir that holds its final model (Stage I and Stage II).
+MODEL_DIR = "model"
 WEIGHTS_FILE = "model.safetensors"
 MODEL_JSON = "model.json"
 MODEL_FORMAT = "sfray-multitask"
@@ -83,6 +85,15 @@ def load_weights(model: MultiTaskModel, directory: str | Path) -> None:
         raise AssetError(f"{path}: tensors do not fit model size '{model.spec.name}' "
                          f"({len(wrong)} missing or reshaped, {len(extra)} unexpected, e.g. {(wrong + extra)[0]})")
     model.load_state_dict(state)
+
+
+def find_model_dir(path: str | Path, marker: str = MODEL_JSON) -> Path | None:
+    """``path`` itself or its ``model/`` when it holds ``marker`` (a model's JSON), else None."""
+    p = Path(path)
+    for cand in (p, p / MODEL_DIR):
+        if (cand / marker).is_file():
+            return cand
+    return None
 
 
 def load_model(directory: str | Path, expected_size: str | None = None,

@@ -25,7 +25,7 @@ from sfray.conventions import Field
 from sfray.errors import AssetError, ConfigError
 from sfray.io.atomic import atomic_write_text
 from sfray.models import MODEL_SIZES
-from sfray.models.io import check_size, load_model, read_model_meta
+from sfray.models.io import MODEL_DIR, check_size, find_model_dir, load_model, read_model_meta
 from sfray.models.multitask import MultiTaskModel
 from sfray.train import report as rep
 from sfray.train.augment import TRAIN_FIELDS
@@ -44,8 +44,6 @@ from sfray.train.loop import fit
 from sfray.train.split import HeldOutSplit
 from sfray.train.stage1_task import Stage1Task
 from sfray.train.task import TrainData
-
-MODEL_DIR = "model"
 
 
 @dataclass
@@ -209,9 +207,9 @@ def train_stage1(cfg: TrainJobConfig, *, progress: bool = True) -> dict[str, Any
 def resolve_model_dir(path: str | Path) -> Path:
     """A model directory from a run's output_dir, its ``model/``, or a checkpoint directory."""
     p = Path(path)
-    for cand in (p, p / MODEL_DIR):
-        if (cand / "model.json").is_file():
-            return cand
+    found = find_model_dir(p)
+    if found is not None:
+        return found
     latest = latest_checkpoint(checkpoints_root(p))
     if latest is not None:
         return latest
