@@ -31,7 +31,11 @@ def _check(cond: bool, key: str, msg: str) -> None:
 
 @dataclass
 class Dim:
-    """One search dimension: ``choice``/``grid`` over ``values``, or ``uniform``/``loguniform`` in [low, high]."""
+    """One search dimension: ``choice``/``grid`` over ``values``, or ``uniform``/``loguniform`` in [low, high].
+
+    A ``choice``/``grid`` value may be a mapping of dotted keys to values: the keys move together
+    (e.g. both learning rates), and the dimension's own name is only its label.
+    """
 
     kind: str = "choice"
     values: list[Any] = field(default_factory=list)

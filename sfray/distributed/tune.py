@@ -11,6 +11,7 @@ is restored with ``Tuner.restore`` and finished trials are kept (docs/sweeps.md)
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -29,14 +30,14 @@ from sfray.distributed.runtime import ray_session
 from sfray.errors import SfrayError
 from sfray.sweep.results import TrialRecord, write_results
 from sfray.sweep.trial import ROUND, SEED_KEY, preflight, run_trial
+from sfray.train.report import REPORT_JSON
 
 TRIALS_DIR = "trials"
 STATE_FILE = "state.json"
+GRID_KEY = "grid"
 
 
 def _dim(dim: Dim) -> Any:
-    if dim.kind == "grid":
-        return tune.grid_search(list(dim.values))
     if dim.kind == "choice":
         return tune.choice(list(dim.values))
     if dim.kind == "uniform":
@@ -44,11 +45,23 @@ def _dim(dim: Dim) -> Any:
     return tune.loguniform(dim.low, dim.high)
 
 
+def grid_points(sweep: SweepJobConfig) -> list[dict[str, Any]]:
+    """The grid's points in config order: seeds first, then each ``grid`` dimension; the first varies slowest."""
+    dims = [(SEED_KEY, list(sweep.seeds))] + [(k, list(d.values)) for k, d in sweep.space.items() if d.kind == "grid"]
+    return [dict(zip([k for k, _ in dims], combo)) for combo in itertools.product(*[v for _, v in dims])]
+
+
 def param_space(sweep: SweepJobConfig) -> dict[str, Any]:
-    """Seeds first (the outermost grid), then the config's dimensions in their order."""
-    space: dict[str, Any] = {SEED_KEY: tune.grid_search(list(sweep.seeds))}
-    space.update({key: _dim(dim) for key, dim in sweep.space.items()})
+    """One Tune grid over :func:`grid_points` (so trials start in that order), plus the sampled dimensions."""
+    space: dict[str, Any] = {GRID_KEY: tune.grid_search(grid_points(sweep))}
+    space.update({key: _dim(dim) for key, dim in sweep.space.items() if dim.kind != "grid"})
     return space
+
+
+def trial_params(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's Tune config as flat search values (the grid point unpacked)."""
+    flat = {k: v for k, v in config.items() if k != GRID_KEY}
+    return {**config.get(GRID_KEY, {}), **flat}
 
 
 def concurrent_trials(sweep: SweepJobConfig) -> int:
@@ -73,6 +86,9 @@ def _trainable(config: dict[str, Any], sweep_yaml: str, cwd: str) -> None:
         with ckpt.as_directory() as d:
             done = int(json.loads((Path(d) / STATE_FILE).read_text())[ROUND])
 
+    if (out / REPORT_JSON).is_file():  # the run finished before the driver could record it: nothing to redo
+        return
+
     def report(metrics: dict[str, Any]) -> None:
         if metrics[ROUND] <= done:  # a resumed run repeats nothing Tune has seen
             return
@@ -80,7 +96,7 @@ def _trainable(config: dict[str, Any], sweep_yaml: str, cwd: str) -> None:
             (Path(d) / STATE_FILE).write_text(json.dumps({ROUND: metrics[ROUND], "trial_dir": str(out)}))
             tune.report({**metrics, "trial_dir": str(out)}, checkpoint=tune.Checkpoint.from_directory(d))
 
-    run_trial(sweep, dict(config), out, report)
+    run_trial(sweep, trial_params(config), out, report)
 
 
 def _tuner(sweep: SweepJobConfig) -> tune.Tuner:
@@ -128,7 +144,7 @@ def _records(grid: tune.ResultGrid) -> list[TrialRecord]:
         df = result.metrics_dataframe
         history = [] if df is None else df.to_dict("records")
         trial_dir = next((h.get("trial_dir") for h in history if h.get("trial_dir")), None)
-        rows.append(TrialRecord(trial_id=_trial_id(result, history), config=dict(result.config or {}),
+        rows.append(TrialRecord(trial_id=_trial_id(result, history), config=trial_params(dict(result.config or {})),
                                 history=history, trial_dir=trial_dir, error=_error_line(result.error)))
     return rows
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from sfray.config.sweep import SweepJobConfig
+from sfray.config.sweep import METRIC_MODES, SweepJobConfig
 from sfray.io.atomic import atomic_path, atomic_write_text
 from sfray.train.checkpoint import CONFIG_FILE
 from sfray.viz.chart import line_chart
@@ -43,6 +43,11 @@ def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(float(v))
 
 
+def _last(history: list[dict[str, Any]], key: str) -> Any:
+    values = [h[key] for h in history if _finite(h.get(key))]
+    return values[-1] if values else ""
+
+
 def summarise(sweep: SweepJobConfig, rec: TrialRecord) -> dict[str, Any]:
     """The table row of one trial."""
     values = [h[sweep.metric] for h in rec.history if _finite(h.get(sweep.metric))]
@@ -53,6 +58,7 @@ def summarise(sweep: SweepJobConfig, rec: TrialRecord) -> dict[str, Any]:
     row.update({k: rec.config[k] for k in sorted(rec.config)})
     row.update({f"final_{sweep.metric}": values[-1] if values else "", f"best_{sweep.metric}": pick(values)
                 if values else "", "rounds": rounds, "steps": steps,
+                **{f"final_{k}": _last(rec.history, k) for k in METRIC_MODES if k != sweep.metric},
                 "stopped_early": bool(not rec.error and 0 < rounds < sweep.asha.max_t),
                 "error": rec.error, "trial_dir": rec.trial_dir or ""})
     return row

@@ -31,6 +31,19 @@ def _value(v: Any) -> str:
     return str(v)
 
 
+def overrides_of(params: dict[str, Any]) -> list[str]:
+    """Dotlist overrides of a trial's values: ``key=value``, or one per entry of a dict value (coupled keys)."""
+    out = []
+    for key, value in params.items():
+        if key in (STRATEGY_KEY, SEED_KEY):
+            continue
+        if isinstance(value, dict):
+            out += [f"{k}={_value(v)}" for k, v in value.items()]
+        else:
+            out.append(f"{key}={_value(value)}")
+    return out
+
+
 def trial_config(sweep: SweepJobConfig, params: dict[str, Any], output_dir: str | Path, *,
                  dataset_dir: str | Path, val_dataset_dir: str | Path) -> TrainJobConfig:
     """The full Stage I config of one trial (see the module docstring)."""
@@ -38,7 +51,7 @@ def trial_config(sweep: SweepJobConfig, params: dict[str, Any], output_dir: str 
     n_train = len(open_dataset(dataset_dir, ()))
     steps_per_epoch = max(1, (n_train // base.train.batch_size) // base.train.accumulate)
     every = base.train.validate_every
-    extra = [f"{k}={_value(v)}" for k, v in params.items() if k not in (STRATEGY_KEY, SEED_KEY)]
+    extra = overrides_of(params)
     extra += [f"output_dir={output_dir}", "runner=local", f"seed={params.get(SEED_KEY, 0)}",
               f"data.dataset_dir={dataset_dir}", f"data.val_dataset_dir={val_dataset_dir}",
               f"train.epochs={sweep.asha.max_t * every}", "train.max_steps=-1", "train.resume=auto",
@@ -74,4 +87,4 @@ def preflight(sweep: SweepJobConfig) -> None:
         if key == STRATEGY_KEY:
             continue
         for value in (dim.values if dim.kind in ("choice", "grid") else [dim.low, dim.high]):
-            load_config(TrainJobConfig, sweep.train.config, [*sweep.train.overrides, f"{key}={_value(value)}"])
+            load_config(TrainJobConfig, sweep.train.config, [*sweep.train.overrides, *overrides_of({key: value})])
