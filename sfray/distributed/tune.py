@@ -30,7 +30,6 @@ from sfray.distributed.runtime import ray_session
 from sfray.errors import SfrayError
 from sfray.sweep.results import TrialRecord, write_results
 from sfray.sweep.trial import ROUND, SEED_KEY, preflight, run_trial
-from sfray.train.report import REPORT_JSON
 
 TRIALS_DIR = "trials"
 STATE_FILE = "state.json"
@@ -85,9 +84,6 @@ def _trainable(config: dict[str, Any], sweep_yaml: str, cwd: str) -> None:
     if ckpt is not None:
         with ckpt.as_directory() as d:
             done = int(json.loads((Path(d) / STATE_FILE).read_text())[ROUND])
-
-    if (out / REPORT_JSON).is_file():  # the run finished before the driver could record it: nothing to redo
-        return
 
     def report(metrics: dict[str, Any]) -> None:
         if metrics[ROUND] <= done:  # a resumed run repeats nothing Tune has seen

@@ -13,10 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from sfray.config.loader import load_config
 from sfray.config.sweep import STRATEGY_KEY, SweepJobConfig
 from sfray.config.train import TrainJobConfig
 from sfray.sweep.data import training_set, validation_set
+from sfray.train.checkpoint import CONFIG_FILE
 from sfray.train.data import open_dataset
 
 #: Reported with every validation: the 1-based validation round (ASHA's time axis).
@@ -65,6 +68,8 @@ def run_trial(sweep: SweepJobConfig, params: dict[str, Any], output_dir: str | P
     """Make (or reuse) the trial's data, train it, ``report`` each validation round; returns report.json's content."""
     from sfray.train.stage1 import train_stage1
 
+    if replay_finished(output_dir, report):
+        return {}
     strategy = str(params.get(STRATEGY_KEY, "gaussian"))
     seed = int(params.get(SEED_KEY, 0))
     val = validation_set(sweep)
@@ -76,6 +81,34 @@ def run_trial(sweep: SweepJobConfig, params: dict[str, Any], output_dir: str | P
         report({**metrics, ROUND: (int(metrics["epoch"]) + 1) // every})
 
     return train_stage1(cfg, progress=progress, on_validation=on_validation)
+
+
+def epoch_metrics(entry: dict[str, Any], validate_every: int) -> dict[str, Any]:
+    """What a validation epoch reports (the keys of ``fit``'s epoch report), with its round."""
+    val = {f"val_{k}": v for k, v in entry.get("val", {}).items() if isinstance(v, (int, float))}
+    return {"epoch": entry["epoch"], "step": entry["step"], "train_loss": entry["train_loss"], **val,
+            ROUND: (int(entry["epoch"]) + 1) // validate_every}
+
+
+def replay_finished(output_dir: str | Path, report: Callable[[dict[str, Any]], None]) -> bool:
+    """A trial whose run had finished (``report.json``): report its validation rounds again, train nothing.
+
+    For a sweep restored after a driver crash that happened between a trial's end and the moment
+    the scheduler recorded it; returns False when the run had not finished.
+    """
+    import json
+
+    from sfray.train.report import REPORT_JSON
+
+    path = Path(output_dir) / REPORT_JSON
+    if not path.is_file():
+        return False
+    done = json.loads(path.read_text())
+    every = int(OmegaConf.load(Path(output_dir) / CONFIG_FILE).train.validate_every)
+    for entry in done.get("history", []):
+        if "val" in entry:
+            report(epoch_metrics(entry, every))
+    return True
 
 
 def preflight(sweep: SweepJobConfig) -> None:
