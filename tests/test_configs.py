@@ -5,11 +5,12 @@ from pathlib import Path
 import pytest
 
 from sfray.config import AlignJobConfig, GenerateJobConfig, load_config, save_config
+from sfray.config.sweep import SweepJobConfig
 from sfray.config.train import TrainJobConfig
 from sfray.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMAS = {"generate": GenerateJobConfig, "align": AlignJobConfig, "train": TrainJobConfig}
+SCHEMAS = {"generate": GenerateJobConfig, "align": AlignJobConfig, "train": TrainJobConfig, "sweep": SweepJobConfig}
 
 
 def _configs():
@@ -28,7 +29,7 @@ ASSET_OVERRIDES = {
 @pytest.mark.parametrize("path", _configs(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_shipped_config_loads(path):
     schema = SCHEMAS[path.relative_to(ROOT / "configs").parts[0]]
-    overrides = ASSET_OVERRIDES.get(path.name, []) if schema is not TrainJobConfig else []
+    overrides = ASSET_OVERRIDES.get(path.name, []) if schema not in (TrainJobConfig, SweepJobConfig) else []
     if overrides:
         with pytest.raises(ConfigError, match=r"head\.path|generator\.next3d\.checkpoint"):
             load_config(schema, path)
