@@ -84,9 +84,17 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k.rsplit('.', 1)[-1]}={_fmt(x)}" for k, x in v.items()) + "}"
+    return str(v)
+
+
 def _label(sweep: SweepJobConfig, row: dict[str, Any]) -> str:
-    keys = ["seed", *sweep.space]
-    return ", ".join(f"{k.rsplit('.', 1)[-1]}={row.get(k)}" for k in keys if k in row)
+    keys = (["seed"] if len(sweep.seeds) > 1 else []) + list(sweep.space)
+    return ", ".join(f"{k.rsplit('.', 1)[-1]}={_fmt(row.get(k))}" for k in keys if k in row)
 
 
 def _best_yaml(sweep: SweepJobConfig, row: dict[str, Any]) -> str | None:
@@ -136,7 +144,7 @@ def _report_md(sweep: SweepJobConfig, rows: list[dict[str, Any]], best: dict[str
     lines.append("| trial | " + " | ".join(keys) + f" | final {m} | best {m} | rounds | steps | stopped early |")
     lines.append("|" + "---|" * (len(keys) + 6))
     for r in rows:
-        cells = [str(r.get(k, "")) for k in keys]
+        cells = [_fmt(r.get(k, "")) for k in keys]
         fin, bst = r[f"final_{m}"], r[f"best_{m}"]
         lines.append(f"| {r['trial_id']} | " + " | ".join(cells) + f" | {fin if fin == '' else f'{fin:.4f}'} | "
                      f"{bst if bst == '' else f'{bst:.4f}'} | {r['rounds']} | {r['steps']} | "

@@ -22,7 +22,7 @@ def line_chart(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], *
                ylabel: str, size: tuple[int, int] = (900, 560)) -> Image.Image:
     """``series``: (label, xs, ys) each; points are drawn as dots joined by lines."""
     w, h = size
-    legend_w = 260
+    legend_w = 330
     left, right, top, bottom = 70, w - legend_w, 40, h - 50
     img = Image.new("RGB", size, (255, 255, 255))
     d = ImageDraw.Draw(img)
@@ -61,5 +61,5 @@ def line_chart(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], *
             d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
         ly = top + 16 * i
         d.line([right + 10, ly + 6, right + 30, ly + 6], fill=colour, width=3)
-        d.text((right + 36, ly), label[:36], fill=(0, 0, 0))
+        d.text((right + 36, ly), label[:52], fill=(0, 0, 0))
     return img
