@@ -24,7 +24,7 @@ from sfray.sweep.cache import cached, content_key
 IID_STRATEGY = "gaussian"
 
 
-def _log(msg: str) -> None:
+def log(msg: str) -> None:
     sys.stderr.write(msg + "\n")
     sys.stderr.flush()
 
@@ -48,7 +48,7 @@ def generate_cached(sweep: SweepJobConfig, cfg: GenerateJobConfig, label: str) -
     def build(path: Path) -> None:
         cfg.output_dir = str(path)
         run_generation(cfg, InProcessExecutor(), progress=False)
-    return cached(cache_root(sweep), label, content_key(cfg), build, log=_log)
+    return cached(cache_root(sweep), label, content_key(cfg), build, log=log)
 
 
 def validation_set(sweep: SweepJobConfig) -> Path:

@@ -32,7 +32,7 @@ from sfray.sampling.strategies import draw_samples
 from sfray.sweep.cache import cached, content_key
 from sfray.sweep.data import (
     IID_STRATEGY,
-    _log,
+    log,
     cache_root,
     generate_cached,
     generation_config,
@@ -105,7 +105,7 @@ def build_guide(sweep: SweepJobConfig, strategy: str, seed: int) -> Path:
         ids, losses = per_sample_losses(path, pilot_config(sweep, pool, val, seed, path), pool)
         atomic_write_text(path / SCORES_FILE, json.dumps({"sample_id": ids.tolist(), "loss": losses.tolist()}))
 
-    pilot = cached(root, f"pilot-s{seed}", pilot_key, train_pilot, log=_log)
+    pilot = cached(root, f"pilot-s{seed}", pilot_key, train_pilot, log=log)
     g = sweep.guided
     guide_key = _digest(pilot_key, strategy, sweep.data.budget, g.temperature, g.rounds, g.step)
 
@@ -124,4 +124,4 @@ def build_guide(sweep: SweepJobConfig, strategy: str, seed: int) -> Path:
         atomic_write_text(path / "picks.json", json.dumps({"pool_sample_id": ids[picks].tolist(),
                                                             "pool_loss": losses[picks].tolist()}))
 
-    return cached(root, f"guide-{strategy}-s{seed}", guide_key, write, log=_log) / GUIDE_FILE
+    return cached(root, f"guide-{strategy}-s{seed}", guide_key, write, log=log) / GUIDE_FILE
