@@ -32,10 +32,10 @@ from sfray.sampling.strategies import draw_samples
 from sfray.sweep.cache import cached, content_key
 from sfray.sweep.data import (
     IID_STRATEGY,
-    log,
     cache_root,
     generate_cached,
     generation_config,
+    log,
     validation_set,
 )
 from sfray.sweep.guidance import Bounds, LossTracker, propose, resample
