@@ -6,12 +6,13 @@ import pytest
 
 from sfray.config import AlignJobConfig, GenerateJobConfig, load_config, save_config
 from sfray.config.finetune import EvaluateJobConfig, FinetuneJobConfig
+from sfray.config.sweep import SweepJobConfig
 from sfray.config.train import TrainJobConfig
 from sfray.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = {"generate": GenerateJobConfig, "align": AlignJobConfig, "train": TrainJobConfig,
-           "finetune": FinetuneJobConfig, "evaluate": EvaluateJobConfig}
+           "finetune": FinetuneJobConfig, "evaluate": EvaluateJobConfig, "sweep": SweepJobConfig}
 
 
 def _configs():

@@ -29,7 +29,10 @@ BACKGROUNDS: Registry[Any] = Registry("generator.procedural.background", "backgr
                                       ("solid", "gradient", "noise"))
 #: ``sampling.strategy``: draw functions (sfray.sampling.strategies).
 SAMPLING_STRATEGIES: Registry[Any] = Registry("sampling.strategy", "sampling strategy",
-                                              ("gaussian", "uniform", "truncated", "sobol", "diverse"))
+                                              ("gaussian", "uniform", "truncated", "sobol", "diverse",
+                                               "loss_resample", "loss_propose"))
+#: Strategies whose rows come from a guide file made from a trained model's losses (docs/sweeps.md).
+GUIDED_STRATEGIES = ("loss_resample", "loss_propose")
 #: ``camera.preset``: pinned ranges (sfray.geometry.camera_sampling); ``custom`` uses the config's.
 CAMERA_PRESETS: Registry[Any] = Registry("camera.preset", "camera preset", ("paper", "release", "custom"))
 #: ``camera.conditioning``: the camera label Next3D's mapping network is conditioned on

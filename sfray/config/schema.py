@@ -99,6 +99,7 @@ class SamplingConfig:
     truncation_psi: float = 0.7
     truncation_cutoff: int = 14
     candidate_pool: int = 8  # diverse: candidates per kept sample
+    guide: Optional[str] = None  # loss_resample / loss_propose: the guide file of drawn rows (docs/sweeps.md)
 
     def validate(self) -> None:
         reg.SAMPLING_STRATEGIES.check(self.strategy)
@@ -108,6 +109,8 @@ class SamplingConfig:
         _check(self.expression_scale >= 0, "sampling.expression_scale", "must be >= 0")
         _check(0.0 <= self.truncation_psi <= 1.0, "sampling.truncation_psi", "must be in [0, 1]")
         _check(self.candidate_pool >= 1, "sampling.candidate_pool", "must be >= 1")
+        _check(self.strategy not in reg.GUIDED_STRATEGIES or bool(self.guide), "sampling.guide",
+               f"strategy '{self.strategy}' reads its rows from a guide file that `sfray sweep` writes")
 
 
 @dataclass

@@ -71,6 +71,7 @@ class DataSection:
 
     source: str = "dataset"  # dataset | stream
     dataset_dir: Optional[str] = None  # an sfray dataset directory (data.source=dataset)
+    val_dataset_dir: Optional[str] = None  # held out: all of this dataset, and all of dataset_dir trains
     val_fraction: float = 0.1  # held-out share of sample ids (hash of the id, see docs/training.md)
     split_salt: int = 0  # changes which ids are held out, deterministically
     max_val_samples: int = 0  # cap on the held-out samples scored (0 = all)
@@ -82,6 +83,8 @@ class DataSection:
         _check(self.source != "dataset" or bool(self.dataset_dir), "data.dataset_dir",
                "data.source=dataset needs a dataset directory, e.g. data.dataset_dir=outputs/quickstart")
         _check(0.0 < self.val_fraction < 1.0, "data.val_fraction", "must be in (0, 1)")
+        _check(not self.val_dataset_dir or self.source == "dataset", "data.val_dataset_dir",
+               "a separate held-out dataset needs data.source=dataset")
         _check(self.max_val_samples >= 0, "data.max_val_samples", "must be >= 0")
         _check(self.num_workers >= 0, "data.num_workers", "must be >= 0")
         self.stream.validate(self.source == "stream")

@@ -46,7 +46,9 @@ def _dataset_rows(cfg: TrainJobConfig, plan: Stage1Plan) -> ray.data.Dataset:
         return {k: v[keep] for k, v in batch.items()}
 
     ds = read_sfray_dataset(cfg.data.dataset_dir, decode=False)
-    ds = ds.map_batches(keep_training, batch_format="numpy").select_columns([Field.SAMPLE_ID, "record"])
+    if not cfg.data.val_dataset_dir:  # a separate held-out dataset: every sample here trains
+        ds = ds.map_batches(keep_training, batch_format="numpy")
+    ds = ds.select_columns([Field.SAMPLE_ID, "record"])
     return ds.map_batches(DecodeRows(TRAIN_FIELDS), batch_size=16, batch_format="numpy").randomize_block_order()
 
 
@@ -80,6 +82,8 @@ def _absolute_paths(cfg: TrainJobConfig) -> TrainJobConfig:
     cfg.output_dir = str(Path(cfg.output_dir).resolve())
     if cfg.data.dataset_dir:
         cfg.data.dataset_dir = str(Path(cfg.data.dataset_dir).resolve())
+    if cfg.data.val_dataset_dir:
+        cfg.data.val_dataset_dir = str(Path(cfg.data.val_dataset_dir).resolve())
     if cfg.data.stream.generate_config:
         cfg.data.stream.generate_config = str(Path(cfg.data.stream.generate_config).resolve())
     if cfg.model.init_from:

@@ -17,13 +17,14 @@ from sfray.config.schema import CameraConfig, SamplingConfig
 from sfray.sampling.basic import gaussian, truncated, uniform_release
 from sfray.sampling.diverse import diverse
 from sfray.sampling.draw import Dims, Draw
+from sfray.sampling.guided import guided
 from sfray.sampling.rng import check_ids
 from sfray.sampling.sobol import sobol
 
 Strategy = Callable[[np.ndarray, int, SamplingConfig, CameraConfig, Dims], Draw]
 
 for _name, _fn in (("gaussian", gaussian), ("uniform", uniform_release), ("truncated", truncated),
-                   ("sobol", sobol), ("diverse", diverse)):
+                   ("sobol", sobol), ("diverse", diverse), ("loss_resample", guided), ("loss_propose", guided)):
     SAMPLING_STRATEGIES.add(_name, _fn)
 #: name -> strategy function (a read-only view of the registry, in declaration order).
 STRATEGIES: dict[str, Strategy] = {name: SAMPLING_STRATEGIES.get(name) for name in SAMPLING_STRATEGIES}

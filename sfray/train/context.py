@@ -92,4 +92,17 @@ class RunContext:
 
 
 class LocalContext(RunContext):
-    """This process (and, if initialised, its torch.distributed group)."""
+    """This process (and, if initialised, its torch.distributed group).
+
+    ``on_validation``: rank 0 hands each report that carries validation metrics to it (a sweep).
+    """
+
+    def __init__(self, output_dir: str | Path, device: torch.device, keep_checkpoints: int = 2,
+                 on_validation: Callable[[dict[str, Any]], None] | None = None):
+        super().__init__(output_dir, device, keep_checkpoints)
+        self.on_validation = on_validation
+
+    def report(self, metrics: dict[str, Any]) -> None:
+        super().report(metrics)
+        if self.on_validation is not None and self.is_main and any(k.startswith("val_") for k in metrics):
+            self.on_validation(metrics)

@@ -95,6 +95,11 @@ def plan_stage1(cfg: TrainJobConfig) -> Stage1Plan:
         ds = open_dataset(cfg.data.dataset_dir, (Field.SAMPLE_ID,))
         plan.dataset = str(Path(cfg.data.dataset_dir).resolve())
         plan.train_indices, plan.val_indices = split_indices(ds.sample_ids, split, cfg.data.max_val_samples)
+        if cfg.data.val_dataset_dir:  # a separate held-out set: every sample of dataset_dir trains
+            val_ds = open_dataset(cfg.data.val_dataset_dir, (Field.SAMPLE_ID,))
+            plan.train_indices = np.arange(len(ds), dtype=np.int64)
+            cap = cfg.data.max_val_samples or len(val_ds)
+            plan.val_indices = np.arange(min(cap, len(val_ds)), dtype=np.int64)
         if len(plan.val_indices) == 0 or len(plan.train_indices) == 0:
             raise ConfigError(f"data.val_fraction={cfg.data.val_fraction} leaves {len(plan.train_indices)} training "
                               f"and {len(plan.val_indices)} held-out samples of {len(ds)}; both must be > 0")
@@ -131,7 +136,7 @@ class ValSource:
 
 
 def dataset_val_source(cfg: TrainJobConfig, plan: Stage1Plan) -> ValSource:
-    ds = open_dataset(cfg.data.dataset_dir, TRAIN_FIELDS)
+    ds = open_dataset(cfg.data.val_dataset_dir or cfg.data.dataset_dir, TRAIN_FIELDS)
     return ValSource(torch.utils.data.Subset(ds, plan.val_indices.tolist()), cfg.train.val_batch_size)
 
 
@@ -187,15 +192,20 @@ def run_stage1_worker(cfg: TrainJobConfig, plan: Stage1Plan, ctx: RunContext, da
     return report
 
 
-def train_stage1(cfg: TrainJobConfig, *, progress: bool = True) -> dict[str, Any]:
-    """``runner=local``: train Stage I in this process with plain torch (no Ray); returns report.json's content."""
+def train_stage1(cfg: TrainJobConfig, *, progress: bool = True,
+                 on_validation: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """``runner=local``: train Stage I in this process with plain torch (no Ray); returns report.json's content.
+
+    ``on_validation(metrics)``: called after each validation with the epoch's metrics (``val_*``
+    keys), e.g. a sweep's scheduler; it may raise to stop the run.
+    """
     plan = plan_stage1(cfg)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     out = plan.output_dir
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / CONFIG_FILE, plan.config_yaml)
-    ctx = LocalContext(out, resolve_device(cfg.train.device), cfg.train.keep_checkpoints)
+    ctx = LocalContext(out, resolve_device(cfg.train.device), cfg.train.keep_checkpoints, on_validation=on_validation)
     ds = open_dataset(cfg.data.dataset_dir, TRAIN_FIELDS)
     data = LoaderData(ds, plan.train_indices, cfg.train.batch_size, rank=ctx.rank, world=ctx.world_size,
                       seed=cfg.seed, num_workers=cfg.data.num_workers)
