@@ -24,7 +24,7 @@ from typing import Any
 from sfray.errors import SfrayError
 
 #: Subcommand modules, in help order. A module missing here is simply not offered.
-SUBCOMMANDS = ("generate", "preview", "align", "dataset", "inspect", "convert", "benchmark", "score", "train")
+SUBCOMMANDS = ("generate", "preview", "align", "dataset", "inspect", "convert", "benchmark", "score", "train", "pipeline")
 
 
 class OneLineParser(argparse.ArgumentParser):
