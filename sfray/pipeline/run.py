@@ -15,6 +15,7 @@ fails at once, with nothing written. The report stage always runs (it only reads
 
 from __future__ import annotations
 
+import resource
 import shutil
 import sys
 import time
@@ -47,6 +48,13 @@ def _compact(summary: Mapping[str, Any]) -> dict[str, Any]:
         elif key in ("files", "written") and isinstance(value, Mapping):
             keep[key] = {str(k): v for k, v in value.items() if isinstance(v, (str, int, float))}
     return keep
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its reaped children (a local Ray's daemons and workers after
+    shutdown): unlike wall time, it hardly depends on what else the machine is running."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _fmt_s(seconds: float) -> str:
@@ -96,12 +104,13 @@ def run_pipeline(cfg: PipelineJobConfig, runners: Mapping[str, Runner], *, progr
             atomic_write_text(stage_config_path(root, name), prepared.text or "{}\n")
             write_marker(root, name, digest, 0.0, {}, status=RUNNING)
             log(f"{tag}: running (pipeline {_fmt_s(time.monotonic() - start)})")
-            t0 = time.monotonic()
+            t0, cpu0 = time.monotonic(), _cpu_seconds()
             summary = run_stage(prepared, root, runners, progress)
-            seconds = time.monotonic() - t0
-            write_marker(root, name, digest, seconds, _compact(summary), status=DONE)
-            log(f"{tag}: done in {_fmt_s(seconds)} (pipeline {_fmt_s(time.monotonic() - start)})")
-            results[name] = {"status": "ran", "seconds": round(seconds, 3)}
+            seconds, cpu = time.monotonic() - t0, _cpu_seconds() - cpu0
+            write_marker(root, name, digest, seconds, {**_compact(summary), "cpu_seconds": round(cpu, 1)},
+                         status=DONE)
+            log(f"{tag}: done in {_fmt_s(seconds)}, {_fmt_s(cpu)} of CPU (pipeline {_fmt_s(time.monotonic() - start)})")
+            results[name] = {"status": "ran", "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 1)}
     total = time.monotonic() - start
     report = root / REPORT_FILE
     log(f"[pipeline] finished in {_fmt_s(total)}" + (f"; report: {report}" if report.is_file() else ""))
