@@ -24,7 +24,8 @@ from typing import Any
 from sfray.errors import SfrayError
 
 #: Subcommand modules, in help order. A module missing here is simply not offered.
-SUBCOMMANDS = ("generate", "preview", "align", "dataset", "inspect", "convert", "benchmark", "score", "train", "pipeline")
+SUBCOMMANDS = ("generate", "preview", "align", "dataset", "inspect", "convert", "benchmark", "score", "train",
+               "pipeline")
 
 
 class OneLineParser(argparse.ArgumentParser):

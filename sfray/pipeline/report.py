@@ -123,16 +123,27 @@ def _lapa_like_section(root: Path) -> list[str]:
             f"(images, 11-class label maps, 106 landmarks): {counts}.", ""]
 
 
-def _before_after(rep: dict[str, Any]) -> list[str]:
-    before, after = rep.get("before"), rep.get("after")
-    if not isinstance(before, dict) or not isinstance(after, dict):
-        numbers = _flat_numbers(rep)
-        return ["| figure | value |", "|---|---|", *[f"| {k} | {_num(v)} |" for k, v in numbers.items()]]
-    b, a = _flat_numbers(before), _flat_numbers(after)
-    lines = ["| figure | before (Stage I model) | after (fine-tuned) | change |", "|---|---|---|---|"]
-    for key in [k for k in b if k in a]:
-        lines.append(f"| {key} | {_num(b[key])} | {_num(a[key])} | {_num(a[key] - b[key])} |")
+def _methods_table(rep: dict[str, Any]) -> list[str]:
+    """One row per figure, one column per method (Stage II's "direct mapping" is the Stage I model
+    before fine-tuning, the next method is after); the change when there are exactly two."""
+    methods = [r for r in rep.get("results", []) if isinstance(r, dict)]
+    names = [str(r.get("method", f"method {i + 1}")) for i, r in enumerate(methods)]
+    figures = [_flat_numbers(r.get("splits", {}), depth=3) for r in methods]
+    keys = [k for k in figures[0] if all(k in f for f in figures)] if figures else []
+    two = len(methods) == 2
+    lines = ["| figure (split.task.metric) | " + " | ".join(names) + (" | change |" if two else " |"),
+             "|---" * (len(names) + 1 + two) + "|"]
+    for key in keys:
+        cells = [_num(f[key]) for f in figures] + ([_num(figures[1][key] - figures[0][key])] if two else [])
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _before_after(rep: dict[str, Any]) -> list[str]:
+    if isinstance(rep.get("results"), list) and rep["results"]:
+        return _methods_table(rep)
+    numbers = _flat_numbers(rep)
+    return ["| figure | value |", "|---|---|", *[f"| {k} | {_num(v)} |" for k, v in numbers.items()]]
 
 
 def _job_section(root: Path, stage: str, title: str, intro: str) -> list[str]:
@@ -152,9 +163,11 @@ def report_markdown(root: str | Path) -> str:
     lines = [f"# sfray pipeline report: {root}", "", *_stage_table(root), "",
              *_dataset_section(root), *_stage1_section(root), *_lapa_like_section(root),
              *_job_section(root, "finetune", "Stage II (LaPa-layout set)",
-                           "The Stage I model before and after fine-tuning, scored on the LaPa-layout test split."),
-             *_job_section(root, "evaluate", "Evaluation", "The fine-tuned model on the benchmark the evaluate "
-                           "config names.")]
+                           "Scored on the LaPa-layout test split: the Stage I model's outputs mapped to the "
+                           "benchmark's labels (direct mapping: before fine-tuning) and the fine-tuned label nets "
+                           "(after). NME is lower-better, F1 higher-better."),
+             *_job_section(root, "evaluate", "Evaluation", "The same models scored by `sfray evaluate` on the "
+                           "benchmark the evaluate config names.")]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -27,7 +27,7 @@ from sfray.pipeline.layout import REPORT_FILE, stage_dir
 #: ``runner(job_config, progress) -> summary``: runs a job stage (e.g. generation on a Ray actor pool).
 Runner = Callable[[Any, bool], dict]
 
-#: Stage I's model folder and report, and the report file Stage II and evaluation write.
+#: Stage I's model folder, and the report file Stage I, Stage II and the evaluation each write.
 STAGE1_MODEL = "model"
 JOB_REPORT_JSON = "report.json"
 
@@ -67,15 +67,14 @@ def _wire_train(root: Path) -> list[str]:
 
 
 def _wire_finetune(root: Path) -> list[str]:
-    return [f"output_dir={stage_dir(root, 'finetune')}",
-            f"model.init_from={stage_dir(root, 'train') / STAGE1_MODEL}",
-            f"data.dataset_dir={stage_dir(root, 'lapa_like')}"]
+    # the lapa_like stage renders the set, so the job's own "build it if missing" is switched off
+    return [f"output_dir={stage_dir(root, 'finetune')}", f"model.stage1={stage_dir(root, 'train')}",
+            "benchmark.name=lapa", f"benchmark.root={stage_dir(root, 'lapa_like')}", "benchmark.build_from=null"]
 
 
 def _wire_evaluate(root: Path) -> list[str]:
-    return [f"output_dir={stage_dir(root, 'evaluate')}",
-            f"model={stage_dir(root, 'finetune') / STAGE1_MODEL}",
-            f"benchmark.root={stage_dir(root, 'lapa_like')}"]
+    return [f"output_dir={stage_dir(root, 'evaluate')}", f"model.finetuned={stage_dir(root, 'finetune')}",
+            "benchmark.name=lapa", f"benchmark.root={stage_dir(root, 'lapa_like')}", "benchmark.build_from=null"]
 
 
 STAGES: dict[str, Stage] = {
@@ -87,7 +86,7 @@ STAGES: dict[str, Stage] = {
     "finetune": Stage("finetune", ("train", "lapa_like"), (JOB_REPORT_JSON,),
                       ("sfray.config.finetune", "FinetuneJobConfig"), _wire_finetune, needs_runner=True),
     "evaluate": Stage("evaluate", ("finetune", "lapa_like"), (JOB_REPORT_JSON,),
-                      ("sfray.config.evaluate", "EvaluateJobConfig"), _wire_evaluate),
+                      ("sfray.config.finetune", "EvaluateJobConfig"), _wire_evaluate),
     "report": Stage("report", ("generate", "train", "lapa_like", "finetune", "evaluate"), ()),
 }
 
@@ -128,7 +127,7 @@ def run_lapa_like(settings: Mapping[str, Any], out_dir: Path, progress: bool) ->
 def run_evaluate(job: Any, progress: bool) -> dict:
     from sfray.evaluate.job import run_evaluation  # type: ignore[import-not-found]
 
-    return run_evaluation(job)
+    return run_evaluation(job, progress=progress)
 
 
 def run_stage(prepared: Prepared, root: Path, runners: Mapping[str, Runner], progress: bool) -> dict:

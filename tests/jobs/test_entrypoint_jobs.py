@@ -83,11 +83,14 @@ def test_train_stage1_job_on_ray_train(ray_head, pipeline_root, tmp_path):
 #: once its job file exists; until then the test is skipped and says which file is missing.
 LATER_JOBS = {
     "finetune": ("configs/finetune/quickstart.yaml",
-                 lambda root, out: [f"output_dir={out}", f"model.init_from={root / 'stage1' / 'model'}",
-                                    f"data.dataset_dir={root / 'lapa_like'}", "ray.address=auto"]),
+                 lambda root, out: [f"output_dir={out}", f"model.stage1={root / 'stage1'}", "crop.input_size=32",
+                                    f"benchmark.root={root / 'lapa_like'}", "benchmark.build_from=null",
+                                    "train.epochs=1", "train.batch_size=2", "runner=ray", "ray.address=auto",
+                                    "ray.cpus_per_worker=1"]),
     "evaluate": ("configs/evaluate/quickstart.yaml",
-                 lambda root, out: [f"output_dir={out}", f"model={root / 'stage1' / 'model'}",
-                                    f"benchmark.root={root / 'lapa_like'}"]),
+                 lambda root, out: [f"output_dir={out}", f"model.stage1={root / 'stage1'}", "model.finetuned=null",
+                                    "input_size=32", f"benchmark.root={root / 'lapa_like'}",
+                                    "benchmark.build_from=null"]),
     "sweep": ("configs/sweep/quickstart.yaml",
               lambda root, out: [f"output_dir={out}", f"data.dataset_dir={root / 'dataset'}", "ray.address=auto"]),
 }

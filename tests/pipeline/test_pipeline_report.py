@@ -31,16 +31,20 @@ def test_report_tables_and_figure_links(tmp_path):
         "val": {"nme": 0.0812, "baseline_mean_shape_nme": 0.1203, "seg_mean_f1": 0.61,
                 "baseline_majority_map_mean_f1": 0.22, "depth_mae": 0.05, "baseline_constant_depth_mae": 0.2,
                 "fr_0.08": 0.5}}))
-    (tmp_path / "stage2" / "report.json").write_text(json.dumps({
-        "before": {"nme": 0.2, "seg": {"mean_f1": 0.3}}, "after": {"nme": 0.15, "seg": {"mean_f1": 0.45}},
-        "steps": 10}))
+    # the evaluation report format: one result per method, scores per split and task
+    (tmp_path / "stage2" / "report.json").write_text(json.dumps({"title": "Stage II", "extra": {}, "results": [
+        {"method": "direct mapping", "benchmark": "lapa", "root": "x",
+         "splits": {"test": {"landmarks": {"nme": 0.2, "per_image": [1, 2]}, "parsing": {"mean_f1": 0.3}}}},
+        {"method": "SB+LF", "benchmark": "lapa", "root": "x",
+         "splits": {"test": {"landmarks": {"nme": 0.15}, "parsing": {"mean_f1": 0.45}}}}]}))
     text = write_report(tmp_path).read_text()
     assert "63 samples committed of 64 requested (1 dropped" in text
     assert "| landmark NME (inter-ocular) | 0.0812 | 0.1203 (oracle mean shape) |" in text
     assert "| segmentation mean F1 (foreground classes) | 0.6100 | 0.2200 (per-pixel majority map) |" in text
     assert "trained on 56 samples, scored on the 8 held-out samples" in text
-    assert "| nme | 0.2000 | 0.1500 | -0.0500 |" in text
-    assert "| seg.mean_f1 | 0.3000 | 0.4500 | 0.1500 |" in text
+    assert "| figure (split.task.metric) | direct mapping | SB+LF | change |" in text
+    assert "| test.landmarks.nme | 0.2000 | 0.1500 | -0.0500 |" in text
+    assert "| test.parsing.mean_f1 | 0.3000 | 0.4500 | 0.1500 |" in text
     assert "| finetune | running |" in text and "| evaluate | not run |" in text
     assert "train 8, val 2, test 4" in text
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
