@@ -58,18 +58,17 @@ def _figures(folder: Path, root: Path) -> list[str]:
 
 
 def _stage_table(root: Path) -> list[str]:
-    lines = ["| stage | status | wall seconds | CPU seconds | finished (UTC) | output |", "|---|---|---|---|---|---|"]
+    lines = ["| stage | status | seconds | finished (UTC) | output |", "|---|---|---|---|---|"]
     for name in STAGE_ORDER:
         if name not in STAGE_DIRS:  # the report itself
             continue
         m = read_marker(root, name)
         out = f"[{STAGE_DIRS[name]}/]({STAGE_DIRS[name]}/)"
         if m is None:
-            lines.append(f"| {name} | not run | - | - | - | - |")
+            lines.append(f"| {name} | not run | - | - | - |")
         else:
-            cpu = (m.get("summary") or {}).get("cpu_seconds")
-            lines.append(f"| {name} | {m.get('status')} | {_num(m.get('seconds'), 1)} | {_num(cpu, 1)} "
-                         f"| {m.get('finished_at', '-')} | {out} |")
+            lines.append(f"| {name} | {m.get('status')} | {_num(m.get('seconds'), 1)} | {m.get('finished_at', '-')} "
+                         f"| {out} |")
     return lines
 
 

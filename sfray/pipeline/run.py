@@ -51,8 +51,9 @@ def _compact(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _cpu_seconds() -> float:
-    """CPU time of this process and its reaped children (a local Ray's daemons and workers after
-    shutdown): unlike wall time, it hardly depends on what else the machine is running."""
+    """CPU time of this process and of its children that have exited and been waited for. Ray
+    actors and workers are not among them, so this counts in-process work only (Stage I with
+    runner=local, the LaPa-like renders): a hint of the stage's cost on a busy machine."""
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
@@ -107,10 +108,10 @@ def run_pipeline(cfg: PipelineJobConfig, runners: Mapping[str, Runner], *, progr
             t0, cpu0 = time.monotonic(), _cpu_seconds()
             summary = run_stage(prepared, root, runners, progress)
             seconds, cpu = time.monotonic() - t0, _cpu_seconds() - cpu0
-            write_marker(root, name, digest, seconds, {**_compact(summary), "cpu_seconds": round(cpu, 1)},
+            write_marker(root, name, digest, seconds, {**_compact(summary), "process_cpu_seconds": round(cpu, 1)},
                          status=DONE)
-            log(f"{tag}: done in {_fmt_s(seconds)}, {_fmt_s(cpu)} of CPU (pipeline {_fmt_s(time.monotonic() - start)})")
-            results[name] = {"status": "ran", "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 1)}
+            log(f"{tag}: done in {_fmt_s(seconds)} (pipeline {_fmt_s(time.monotonic() - start)})")
+            results[name] = {"status": "ran", "seconds": round(seconds, 3)}
     total = time.monotonic() - start
     report = root / REPORT_FILE
     log(f"[pipeline] finished in {_fmt_s(total)}" + (f"; report: {report}" if report.is_file() else ""))
