@@ -122,13 +122,18 @@ def _lapa_like_section(root: Path) -> list[str]:
             f"(images, 11-class label maps, 106 landmarks): {counts}.", ""]
 
 
+#: Keys of a score that are counts or settings, not figures (the table leaves them out).
+NOT_FIGURES = ("images", "pixels", "threshold")
+
+
 def _methods_table(rep: dict[str, Any]) -> list[str]:
     """One row per figure, one column per method (Stage II's "direct mapping" is the Stage I model
     before fine-tuning, the next method is after); the change when there are exactly two."""
     methods = [r for r in rep.get("results", []) if isinstance(r, dict)]
     names = [str(r.get("method", f"method {i + 1}")) for i, r in enumerate(methods)]
     figures = [_flat_numbers(r.get("splits", {}), depth=3) for r in methods]
-    keys = [k for k in figures[0] if all(k in f for f in figures)] if figures else []
+    keys = [k for k in figures[0] if all(k in f for f in figures) and k.rsplit(".", 1)[-1] not in NOT_FIGURES
+            ] if figures else []
     two = len(methods) == 2
     lines = ["| figure (split.task.metric) | " + " | ".join(names) + (" | change |" if two else " |"),
              "|---" * (len(names) + 1 + two) + "|"]

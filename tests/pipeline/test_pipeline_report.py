@@ -34,9 +34,10 @@ def test_report_tables_and_figure_links(tmp_path):
     # the evaluation report format: one result per method, scores per split and task
     (tmp_path / "stage2" / "report.json").write_text(json.dumps({"title": "Stage II", "extra": {}, "results": [
         {"method": "direct mapping", "benchmark": "lapa", "root": "x",
-         "splits": {"test": {"landmarks": {"nme": 0.2, "per_image": [1, 2]}, "parsing": {"mean_f1": 0.3}}}},
+         "splits": {"test": {"landmarks": {"nme": 0.2, "images": 4, "per_image": [1, 2]},
+                             "parsing": {"mean_f1": 0.3}}}},
         {"method": "SB+LF", "benchmark": "lapa", "root": "x",
-         "splits": {"test": {"landmarks": {"nme": 0.15}, "parsing": {"mean_f1": 0.45}}}}]}))
+         "splits": {"test": {"landmarks": {"nme": 0.15, "images": 4}, "parsing": {"mean_f1": 0.45}}}}]}))
     text = write_report(tmp_path).read_text()
     assert "63 samples committed of 64 requested (1 dropped" in text
     assert "| landmark NME (inter-ocular) | 0.0812 | 0.1203 (oracle mean shape) |" in text
@@ -45,6 +46,7 @@ def test_report_tables_and_figure_links(tmp_path):
     assert "| figure (split.task.metric) | direct mapping | SB+LF | change |" in text
     assert "| test.landmarks.nme | 0.2000 | 0.1500 | -0.0500 |" in text
     assert "| test.parsing.mean_f1 | 0.3000 | 0.4500 | 0.1500 |" in text
+    assert "test.landmarks.images" not in text  # a count, not a figure
     assert "| finetune | running |" in text and "| evaluate | not run |" in text
     assert "train 8, val 2, test 4" in text
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
