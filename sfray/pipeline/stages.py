@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,8 @@ def run_lapa_like(settings: Mapping[str, Any], out_dir: Path, progress: bool) ->
     from sfray.benchmarks.lapa_like import make_lapa_like
 
     counts = {split: int(settings[split]) for split in ("train", "val", "test")}
+    if out_dir.exists():  # a set from a run that stopped before its marker: not resumable, and cheap
+        shutil.rmtree(out_dir)
     written = make_lapa_like(settings["dataset_dir"], out_dir, counts, first_id=settings["first_id"],
                              resolution=settings["resolution"], progress=progress)
     return {"output_dir": str(out_dir), "written": dict(written)}

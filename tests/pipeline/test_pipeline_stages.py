@@ -185,3 +185,22 @@ def test_pipeline_presets_name_stage_configs_that_load_with_the_wiring(preset, t
         assert (ROOT / path).is_file(), f"{preset.name}: {name}.config={path} does not exist"
         prepared = stage_table.prepare(cfg, name)  # the wiring overrides are keys of that job's schema
         assert str(getattr(prepared.job, "output_dir")).startswith(str(tmp_path))
+
+
+def test_lapa_like_stage_replaces_a_set_left_without_its_marker(tmp_path, monkeypatch):
+    import sfray.benchmarks.lapa_like as lapa_like
+
+    calls = []
+
+    def fake_make(dataset_dir, out_dir, counts, **kw):
+        assert not Path(out_dir).exists()  # make_lapa_like refuses an existing folder
+        calls.append((Path(dataset_dir), counts, kw["first_id"], kw["resolution"]))
+        Path(out_dir).mkdir()
+        return counts
+
+    monkeypatch.setattr(lapa_like, "make_lapa_like", fake_make)
+    cfg = _cfg(tmp_path, "stages=[lapa_like]", "lapa_like.train=3", "lapa_like.val=0", "lapa_like.test=2")
+    (tmp_path / "lapa_like").mkdir(parents=True)  # a set whose run stopped before the marker was written
+    run_pipeline(cfg, {}, progress=False, log=lambda s: None)
+    assert calls == [(tmp_path / "dataset", {"train": 3, "val": 0, "test": 2}, None, None)]
+    assert read_marker(tmp_path, "lapa_like")["summary"]["written"] == {"train": 3, "val": 0, "test": 2}
