@@ -96,7 +96,9 @@ def _schema(stage: Stage) -> type:
     module, name = stage.schema  # type: ignore[misc]
     try:
         return getattr(importlib.import_module(module), name)
-    except (ModuleNotFoundError, AttributeError):
+    except (ModuleNotFoundError, AttributeError) as exc:
+        if isinstance(exc, ModuleNotFoundError) and exc.name != module:
+            raise  # the module exists but something it imports is missing: a real error, not this one
         raise ConfigError(f"stage '{stage.name}' needs {module}.{name}, which this installation of sfray does "
                           f"not have; leave the stage out (e.g. stages=[generate,train,lapa_like,report])") from None
 
