@@ -91,8 +91,11 @@ LATER_JOBS = {
                  lambda root, out: [f"output_dir={out}", f"model.stage1={root / 'stage1'}", "model.finetuned=null",
                                     "input_size=32", f"benchmark.root={root / 'lapa_like'}",
                                     "benchmark.build_from=null"]),
+    # the sweep makes its own small datasets; one validation round per trial, 16 samples per strategy
     "sweep": ("configs/sweep/quickstart.yaml",
-              lambda root, out: [f"output_dir={out}", f"data.dataset_dir={root / 'dataset'}", "ray.address=auto"]),
+              lambda root, out: [f"output_dir={out}", "ray.address=auto", "data.budget=16", "data.val_samples=8",
+                                 "asha.max_t=1", "train.overrides=[crop.input_size=32,train.batch_size=4,"
+                                 "train.validate_every=1,train.figure_samples=0,train.predictions=false]"]),
 }
 
 
