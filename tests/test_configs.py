@@ -7,6 +7,7 @@ import pytest
 from sfray.config import AlignJobConfig, GenerateJobConfig, load_config, save_config
 from sfray.config.finetune import EvaluateJobConfig, FinetuneJobConfig
 from sfray.config.sweep import SweepJobConfig
+from sfray.config.pipeline import PipelineJobConfig
 from sfray.config.train import TrainJobConfig
 from sfray.errors import ConfigError
 
@@ -30,7 +31,8 @@ ASSET_OVERRIDES = {
 
 @pytest.mark.parametrize("path", _configs(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_shipped_config_loads(path):
-    schema = SCHEMAS[path.relative_to(ROOT / "configs").parts[0]]
+    rel = path.relative_to(ROOT / "configs")
+    schema = PipelineJobConfig if len(rel.parts) == 1 else SCHEMAS[rel.parts[0]]  # configs/*.yaml: pipelines
     overrides = ASSET_OVERRIDES.get(path.name, []) if schema in (GenerateJobConfig, AlignJobConfig) else []
     if schema is FinetuneJobConfig and path.name == "paper.yaml":
         overrides = ["benchmark.root=/data/LaPa"]  # a real benchmark: the user says where it is

@@ -25,7 +25,7 @@ from sfray.errors import SfrayError
 
 #: Subcommand modules, in help order. A module missing here is simply not offered.
 SUBCOMMANDS = ("generate", "preview", "align", "dataset", "inspect", "convert", "benchmark", "score", "train",
-               "finetune", "evaluate", "sweep")
+               "finetune", "evaluate", "sweep", "pipeline")
 
 
 class OneLineParser(argparse.ArgumentParser):
