@@ -6,8 +6,8 @@ import pytest
 
 from sfray.config import AlignJobConfig, GenerateJobConfig, load_config, save_config
 from sfray.config.finetune import EvaluateJobConfig, FinetuneJobConfig
-from sfray.config.sweep import SweepJobConfig
 from sfray.config.pipeline import PipelineJobConfig
+from sfray.config.sweep import SweepJobConfig
 from sfray.config.train import TrainJobConfig
 from sfray.errors import ConfigError
 
