@@ -35,10 +35,6 @@ from tests.cluster.cluster_files import (
     yaml_docs,
 )
 
-#: Config files that entrypoints name but that other work delivers with its job file. An entry is
-#: only tolerated (skipped) while its job file is absent too; once the job exists, the config must.
-PENDING_CONFIGS = {"configs/sweep/paper.yaml": "sweep"}
-
 #: GPUs and vCPUs of the AWS instance types the launcher config may use (AWS instance specs).
 AWS_INSTANCES = {"g5.xlarge": (4, 1), "g5.2xlarge": (8, 1), "g5.4xlarge": (16, 1), "g5.12xlarge": (48, 4),
                  "g6.2xlarge": (8, 1), "g6e.xlarge": (4, 1), "g6e.2xlarge": (8, 1),
@@ -246,8 +242,6 @@ def _check_files(ep: Entrypoint, where: str) -> None:
     job_ok, cfg_ok = ep.job_file.exists(), (ROOT / ep.config).exists()
     if job_ok and cfg_ok:
         return
-    if not job_ok and (cfg_ok or PENDING_CONFIGS.get(ep.config) == ep.job):
-        pytest.skip(f"{where}: jobs/{ep.job}.py is not on this branch yet (delivered with its own work)")
     pytest.fail(f"{where}: {ep.config} does not exist" + ("" if job_ok else f", nor does jobs/{ep.job}.py"))
 
 
