@@ -5,7 +5,8 @@ per-sample losses (``sfray.sweep.guidance``, docs/sweeps.md); the decision is wr
 *guide file* (``sampling.guide``, an ``.npz``), and these strategies only look rows up in it. Row
 ``i`` of the guide is sample id ``i``, so a strategy draw stays a pure function of (guide
 content, sample id) and a dataset made from a guide is reproducible and resumable like any other.
-Both names share the reader; the name records how the guide was made.
+Both names share the reader; the name records how the guide was made. The dataset seed does not
+change the rows (the seed that chose them is the guide's); it still sets each sample's generator seed.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,13 +17,18 @@ from sfray.config.schema import CameraConfig, SamplingConfig  # noqa: E402
 from sfray.conventions import EG3D_FOV_DIVISOR  # noqa: E402
 from sfray.errors import ConfigError  # noqa: E402
 from sfray.sampling import STRATEGIES, make_specs  # noqa: E402
+from sfray.sampling.draw import Dims  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from guide_rows import guide_kw  # noqa: E402
 
 KW = dict(n_shape=10, n_expression=6, latent_dim=4)
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
 def test_specs_are_batch_invariant(name):
-    sampling = SamplingConfig(strategy=name, jaw_open_range=[0.0, 0.3], eye_range=[-0.2, 0.2])
+    sampling = SamplingConfig(strategy=name, jaw_open_range=[0.0, 0.3], eye_range=[-0.2, 0.2],
+                              **guide_kw(name, Dims(10, 6, 4)))
     camera = CameraConfig()
     whole = make_specs(np.arange(12), 5, sampling, camera, **KW)
     parts = [make_specs(torch.arange(6, 12), 5, sampling, camera, **KW),
