@@ -24,7 +24,9 @@ class ConfusionMatrix:
     def __init__(self, num_classes: int, ignore_index: int | None = None):
         self.num_classes = int(num_classes)
         self.ignore_index = ignore_index
-        self._metric = MulticlassConfusionMatrix(self.num_classes, ignore_index=ignore_index)
+        # a local count: under torch.distributed, torchmetrics would otherwise gather across ranks on
+        # compute() and hang when only rank 0 scores (Stage II validates on rank 0 inside DDP)
+        self._metric = MulticlassConfusionMatrix(self.num_classes, ignore_index=ignore_index, sync_on_compute=False)
         self._added = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
         self._updated = False
 
