@@ -154,7 +154,7 @@ def test_bad_inputs_fail_cleanly_and_touch_nothing(trained, real_dataset, tmp_pa
             config(real_dataset, fresh, "model.size=paper", f"model.init_from={ckpt}"), progress=False
         )
     # a resume with an incompatible config
-    with pytest.raises(ConfigError, match=r"cannot resume.*'crop\.input_size' was 64.*now 96"):
+    with pytest.raises(ConfigError, match=r"cannot resume.*'crop\.input_size' was 64 there and is 96 now"):
         train_stage1(config(real_dataset, out, "crop.input_size=96"), progress=False)
     with pytest.raises(ConfigError, match=r"'train\.batch_size'"):
         train_stage1(config(real_dataset, out, "train.batch_size=4"), progress=False)
