@@ -15,7 +15,8 @@ import importlib.metadata as md
 import importlib.util as iu
 
 md.distribution("sfray")
-missing = [m for m in ("pytest", "ruff", "ray", "lmdb", "pyarrow", "omegaconf", "kornia", "torchmetrics")
+missing = [m for m in ("pytest", "pytest_timeout", "ruff", "ray", "lmdb", "pyarrow", "omegaconf", "kornia",
+                       "torchmetrics", "scipy", "safetensors", "yaml", "psutil", "zstandard")
            if iu.find_spec(m) is None]
 raise SystemExit(1 if missing else 0)
 PYEOF
