@@ -17,7 +17,6 @@ JSON spec), so a finetuned model loads by path alone.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,8 @@ from torch import nn
 
 from sfray.conventions import Field
 from sfray.errors import AssetError
-from sfray.io.atomic import atomic_path, atomic_write_text
 from sfray.models.hourglass import KeypointHead, soft_argmax
+from sfray.models.io import load_model_weights, read_model_json, write_model_files
 from sfray.models.multitask import FEATURES, HEATMAPS
 from sfray.models.unet import group_norm
 
@@ -115,45 +114,17 @@ class LabelFinetuneModel(nn.Module):
 
 def save_labelnet(model: LabelFinetuneModel, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Weights (safetensors) and spec (JSON) into ``directory``, each file atomically."""
-    from safetensors.torch import save_file
-
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(d / LABELNET_WEIGHTS) as tmp:
-        save_file(state, str(tmp))
     meta = {"format": LABELNET_FORMAT, "version": 1, "spec": model.spec.to_dict(), **(extra or {})}
-    atomic_write_text(d / LABELNET_JSON, json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return d
+    return write_model_files(model, directory, LABELNET_WEIGHTS, LABELNET_JSON, meta)
 
 
 def read_labelnet_meta(directory: str | Path) -> dict[str, Any]:
-    d = Path(directory)
-    path = d / LABELNET_JSON
-    if not path.is_file() or not (d / LABELNET_WEIGHTS).is_file():
-        raise AssetError(f"{d}: not a Stage II model directory (needs {LABELNET_JSON} and {LABELNET_WEIGHTS}); "
-                         "pass a `sfray finetune` output_dir or its model/")
-    try:
-        meta = json.loads(path.read_text())
-    except ValueError as exc:
-        raise AssetError(f"{path}: not valid JSON ({exc})") from exc
-    if meta.get("format") != LABELNET_FORMAT:
-        raise AssetError(f"{path}: format '{meta.get('format')}' is not {LABELNET_FORMAT}")
-    return meta
+    return read_model_json(directory, LABELNET_WEIGHTS, LABELNET_JSON, LABELNET_FORMAT, "a Stage II model directory",
+                           "pass a `sfray finetune` output_dir or its model/")
 
 
 def load_labelnet_weights(model: LabelFinetuneModel, directory: str | Path) -> None:
-    from safetensors.torch import load_file
-
-    path = Path(directory) / LABELNET_WEIGHTS
-    state = load_file(str(path), device="cpu")
-    own = model.state_dict()
-    wrong = [k for k in own if k not in state or tuple(state[k].shape) != tuple(own[k].shape)]
-    extra = [k for k in state if k not in own]
-    if wrong or extra:
-        raise AssetError(f"{path}: tensors do not fit the Stage II spec ({len(wrong)} missing or reshaped, "
-                         f"{len(extra)} unexpected, e.g. {(wrong + extra)[0]})")
-    model.load_state_dict(state)
+    load_model_weights(model, Path(directory) / LABELNET_WEIGHTS, "the Stage II spec")
 
 
 def load_labelnet(directory: str | Path, device: torch.device | str = "cpu") -> LabelFinetuneModel:
