@@ -55,7 +55,9 @@ def test_prediction_does_not_depend_on_the_batch():
     with torch.no_grad():
         alone = model(x[:1])[Field.SEGMENTATION]
         batch = model(x)[Field.SEGMENTATION][:1]
-    assert torch.allclose(alone, batch, atol=1e-5)
+    # convolution kernels may pick another algorithm for another batch size (float reassociation,
+    # ~1e-5 here); a normalisation over the batch would move outputs by ~1e-1
+    assert torch.allclose(alone, batch, atol=1e-4, rtol=1e-4)
 
 
 def test_save_load_round_trip(tmp_path):
