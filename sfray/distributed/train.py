@@ -27,7 +27,13 @@ from ray.train.torch import TorchTrainer, get_device, prepare_model
 
 from sfray.config.train import TrainRaySection
 from sfray.errors import SfrayError
-from sfray.train.checkpoint import CHECKPOINTS_DIR, checkpoints_root, step_dir_name
+from sfray.train.checkpoint import (
+    CHECKPOINTS_DIR,
+    checkpoints_root,
+    latest_checkpoint,
+    read_meta,
+    step_dir_name,
+)
 from sfray.train.context import RunContext
 
 #: Name of the dataset every worker reads its shard of.
@@ -54,8 +60,14 @@ class RayContext(RunContext):
         return prepare_model(model, parallel_strategy_kwargs=kwargs)
 
     def resume_candidate(self) -> Path | None:
+        """The newest complete checkpoint: the one Ray registered, or a later one already persisted
+        under ``OUTPUT/checkpoints`` that the controller had not registered when a worker died (its
+        report returns once the files are stored, the registration follows asynchronously)."""
         ckpt = ray.train.get_checkpoint()
-        return Path(ckpt.path) if ckpt is not None else None
+        found = [Path(ckpt.path)] if ckpt is not None else []
+        on_disk = latest_checkpoint(checkpoints_root(self.output_dir))
+        found += [on_disk] if on_disk is not None else []
+        return max(found, key=lambda p: int(read_meta(p)["step"])) if found else None
 
     def save_checkpoint(self, step: int, write: Callable[[Path], None], metrics: dict[str, Any]) -> Path | None:
         name = step_dir_name(step)
