@@ -178,6 +178,10 @@ def _seg_flip_permutation() -> tuple[int, ...]:
 #: ``flipped_label = SEG_FLIP_PERMUTATION[label]`` after a horizontal image flip.
 SEG_FLIP_PERMUTATION: Final = _seg_flip_permutation()
 
+#: Label value of pixels that carry no label (warped in from outside the image by a crop or an
+#: augmentation): losses and scores leave them out.
+IGNORE_LABEL: Final = 255
+
 # --------------------------------------------------------------------------------------------
 # Record field names (one sample on disk / in a batch). Use these, never string literals.
 # --------------------------------------------------------------------------------------------

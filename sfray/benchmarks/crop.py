@@ -22,12 +22,12 @@ import numpy as np
 import torch
 from kornia.geometry.transform import warp_affine
 
+from sfray.conventions import IGNORE_LABEL
+
 #: Enlargement of the landmark box for 300W crops (the common HRNet/STAR-style protocol).
 W300_BOX_SCALE = 1.25
 #: Padding (annotation-frame pixels) around LaPa's label box, as in the authors' evaluation.
 LAPA_BOX_PAD = 80.0
-#: Label value for crop pixels that come from outside the source image.
-IGNORE_LABEL = 255
 
 
 def _shift(d: float) -> np.ndarray:

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from sfray.benchmarks.base import TASK_DEPTH, TASK_LANDMARKS, TASK_PARSING, BenchmarkReader, Entry
-from sfray.benchmarks.crop import IGNORE_LABEL, CropTransform
-from sfray.conventions import Field
+from sfray.benchmarks.crop import CropTransform
+from sfray.conventions import IGNORE_LABEL, Field
 from sfray.errors import SfrayError
 
 CROP_MATRIX = "crop_matrix"

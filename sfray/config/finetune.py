@@ -28,6 +28,9 @@ class FinetuneModelSection:
     use_features: bool = False  # feed the shared features f_s to the nets too (SB+LF w/ f_s)
     hidden: int = 32  # hidden channels of each net
     layers: int = 3  # conv layers of each net
+    # start the parsing net at the direct mapping and learn a correction (benchmarks with a direct
+    # mapping: lapa, celebamask-hq); false trains it from scratch, as the paper does
+    parsing_prior: bool = True
 
     def validate(self) -> None:
         _check(bool(self.stage1), "model.stage1", "the Stage I model to finetune on, e.g. "
@@ -78,11 +81,12 @@ class FinetuneLossSection:
     """Task weights of the joint loss (the authors' joint LaPa run: depth 0.5, parsing 1, landmarks 0.2)."""
 
     parsing: float = 1.0  # cross-entropy over the benchmark's classes (ignored pixels left out)
+    parsing_dice: float = 0.0  # soft Dice over the benchmark's classes, added to the parsing term
     landmarks: float = 0.2  # mean point distance in units of the crop side
     depth: float = 0.5  # masked L1 in the benchmark's depth units
 
     def validate(self) -> None:
-        for name in FINETUNE_TASKS:
+        for name in (*FINETUNE_TASKS, "parsing_dice"):
             value = getattr(self, name)
             _check(value >= 0.0, f"loss.{name}", f"a loss weight must be >= 0, got {value}")
 

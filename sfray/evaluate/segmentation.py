@@ -32,8 +32,9 @@ class ConfusionMatrix:
 
     def update(self, pred, target) -> None:
         """Add label maps ``pred`` and ``target`` (same shape, integer class ids)."""
-        p = torch.as_tensor(np.asarray(pred) if not isinstance(pred, torch.Tensor) else pred)
-        t = torch.as_tensor(np.asarray(target) if not isinstance(target, torch.Tensor) else target)
+        # read-only arrays (e.g. memory-mapped predictions) are copied: torch refuses to wrap them silently
+        p = pred if isinstance(pred, torch.Tensor) else torch.from_numpy(np.array(pred, copy=True))
+        t = target if isinstance(target, torch.Tensor) else torch.from_numpy(np.array(target, copy=True))
         if p.shape != t.shape:
             raise ValueError(f"prediction {tuple(p.shape)} and ground truth {tuple(t.shape)} differ in shape")
         self._metric.update(p.reshape(-1).long().cpu(), t.reshape(-1).long().cpu())

@@ -10,8 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-#: Label value of pixels that carry no label (warped in from outside the image).
-IGNORE_LABEL = 255
+from sfray.conventions import IGNORE_LABEL
 
 
 def _per_image_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

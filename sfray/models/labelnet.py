@@ -3,7 +3,11 @@ benchmark's labels (docs/training.md, Stage II).
 
 Per task, one :class:`LabelNet` (a few 3x3 conv + GroupNorm + ReLU layers and a 1x1 output):
 
-* parsing: Stage I's 20 synthetic class scores -> the benchmark's C class scores;
+* parsing: Stage I's 20 synthetic class probabilities -> the benchmark's C class scores. With a
+  class prior (``seg_prior``, the direct mapping's synthetic -> benchmark table) the net's output
+  is added to the log of the direct mapping's probabilities and its last layer starts at zero, so
+  finetuning starts from the direct mapping and learns a correction: on a few hundred images,
+  nets trained from scratch first learn the large classes and lose the small ones;
 * landmarks: Stage I's 68 keypoint heatmaps (1/4 resolution) -> K heatmaps of the benchmark's
   layout (68 for 300W, 106 for LaPa), decoded by soft-argmax into input pixels;
 * depth: Stage I's depth (normalised by its own shift and scale) -> the benchmark's depth units.
@@ -51,9 +55,29 @@ class LabelNetSpec:
     hidden: int = 32  # channels of the hidden conv layers
     layers: int = 3  # conv layers per net (the last is the 1x1 output)
     beta: float = 20.0  # soft-argmax inverse temperature of the landmark net
+    # parsing input and prior; the defaults are the format's first meaning (models saved before
+    # these keys existed read raw scores and have no prior)
+    seg_probabilities: bool = False  # feed Stage I's class probabilities (softmax) instead of raw scores
+    seg_prior: tuple[int, ...] = ()  # synthetic class -> benchmark class (empty: no prior)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seg_prior", tuple(int(c) for c in self.seg_prior))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+#: Floor of the prior's probabilities before the log: a class the direct mapping never predicts
+#: (e.g. hair) starts at log(1e-3) rather than -inf, so the net can still learn it.
+PRIOR_FLOOR = 1e-3
+
+
+def map_class_probabilities(scores: torch.Tensor, table: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(B, S, H, W) source-class scores -> (B, num_classes, H, W) probabilities: each target class
+    sums the softmax of the source classes ``table`` sends to it (the direct mapping)."""
+    probs = scores.float().softmax(dim=1)
+    out = probs.new_zeros((probs.shape[0], num_classes) + tuple(probs.shape[2:]))
+    return out.index_add_(1, table.to(probs.device), probs)
 
 
 class LabelNet(nn.Sequential):
@@ -78,6 +102,13 @@ class LabelFinetuneModel(nn.Module):
         f = spec.feature_channels if spec.use_features else 0
         self.seg = LabelNet(spec.stage1_classes + f, spec.num_classes, spec.hidden, spec.layers) \
             if spec.num_classes else None
+        if self.seg is not None and spec.seg_prior:
+            if len(spec.seg_prior) != spec.stage1_classes or max(spec.seg_prior) >= spec.num_classes:
+                raise ValueError(f"seg_prior must send each of {spec.stage1_classes} synthetic classes to one "
+                                 f"of {spec.num_classes}, got {list(spec.seg_prior)}")
+            nn.init.zeros_(self.seg[-1].weight)
+            nn.init.zeros_(self.seg[-1].bias)
+        self.register_buffer("seg_prior_table", torch.tensor(spec.seg_prior, dtype=torch.int64), persistent=False)
         self.landmarks = LabelNet(spec.stage1_landmarks + f, spec.num_landmarks, spec.hidden, spec.layers) \
             if spec.num_landmarks else None
         self.depth = LabelNet(1 + f, 1, spec.hidden, spec.layers) if spec.depth else None
@@ -102,7 +133,13 @@ class LabelFinetuneModel(nn.Module):
         ``landmarks_2d`` (B, K, 2) input pixels, ``depth`` (B, H, W), for the nets present."""
         out: dict[str, torch.Tensor] = {}
         if self.seg is not None:
-            out[Field.SEGMENTATION] = self.seg(self._with_features(s1[Field.SEGMENTATION].float(), s1))
+            scores = s1[Field.SEGMENTATION].float()
+            x = scores.softmax(dim=1) if self.spec.seg_probabilities else scores
+            logits = self.seg(self._with_features(x, s1))
+            if self.spec.seg_prior:
+                prior = map_class_probabilities(scores, self.seg_prior_table, self.spec.num_classes)
+                logits = logits + prior.clamp_min(PRIOR_FLOOR).log()
+            out[Field.SEGMENTATION] = logits
         if self.landmarks is not None:
             heat = self.landmarks(self._with_features(s1[HEATMAPS][-1].float(), s1))
             out[Field.LANDMARKS_2D] = soft_argmax(heat, self.spec.beta, KeypointHead.stride)

@@ -162,6 +162,38 @@ def _job_section(root: Path, stage: str, title: str, intro: str) -> list[str]:
     return lines + ([*figures, ""] if figures else [])
 
 
+def _method_figures(rep: dict[str, Any]) -> dict[str, dict[str, float | int]]:
+    return {str(r.get("method")): _flat_numbers(r.get("splits", {}), depth=3)
+            for r in rep.get("results", []) if isinstance(r, dict)}
+
+
+#: Largest difference between the evaluation's and Stage II's figures still said to agree (float
+#: reassociation between two scoring passes, far below the 4 digits the tables show).
+AGREE_TOLERANCE = 1e-6
+
+
+def _evaluation_section(root: Path) -> list[str]:
+    """The evaluate stage rescored the finetuned model from its files. Where it scored the same
+    methods and figures as Stage II's own report, one line says whether they agree (a check of the
+    saved model and of the scoring path) instead of a second copy of the table."""
+    title, folder = "Evaluation", stage_dir(root, "evaluate")
+    rep, s2 = _read_json(folder / JOB_REPORT_JSON), _read_json(stage_dir(root, "finetune") / JOB_REPORT_JSON)
+    if rep is None or s2 is None:
+        return _job_section(root, "evaluate", title, "The finetuned model scored by `sfray evaluate`.")
+    ours, theirs = _method_figures(rep), _method_figures(s2)
+    same = set(ours) == set(theirs) and all(ours[m].keys() == theirs[m].keys() for m in ours)
+    if not same or not ours:
+        return _job_section(root, "evaluate", title, "The finetuned model scored by `sfray evaluate` on the "
+                            "benchmark the evaluate config names.")
+    diff = max(abs(float(ours[m][k]) - float(theirs[m][k])) for m in ours for k in ours[m])
+    verdict = ("every figure agrees with the Stage II table above" if diff <= AGREE_TOLERANCE
+               else "**the figures differ from the Stage II table above**")
+    return [f"## {title}", "",
+            f"`sfray evaluate` reloaded the saved models from disk and scored the same methods on the same "
+            f"split again: {verdict} (largest difference {diff:.1e}). Full report: "
+            f"[{STAGE_DIRS['evaluate']}/report.md]({STAGE_DIRS['evaluate']}/report.md).", ""]
+
+
 def report_markdown(root: str | Path) -> str:
     root = Path(root)
     lines = [f"# sfray pipeline report: {root}", "", *_stage_table(root), "",
@@ -170,8 +202,7 @@ def report_markdown(root: str | Path) -> str:
                            "Scored on the LaPa-layout test split: the Stage I model's outputs mapped to the "
                            "benchmark's labels (direct mapping: before fine-tuning) and the fine-tuned label nets "
                            "(after). NME is lower-better, F1 higher-better."),
-             *_job_section(root, "evaluate", "Evaluation", "The same models scored by `sfray evaluate` on the "
-                           "benchmark the evaluate config names.")]
+             *_evaluation_section(root)]
     return "\n".join(lines).rstrip() + "\n"
 
 

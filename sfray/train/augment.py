@@ -20,9 +20,8 @@ from kornia.geometry.transform import get_perspective_transform
 from torch import nn
 
 from sfray.config.train import AugmentSection, CropSection
-from sfray.conventions import IBUG68_MIRROR, SEG_FLIP_PERMUTATION, Field
+from sfray.conventions import IBUG68_MIRROR, IGNORE_LABEL, SEG_FLIP_PERMUTATION, Field
 from sfray.geometry.warp import hflip, resize_matrix, similarity_about, transform_points, warp, warp_labels
-from sfray.losses.dense import IGNORE_LABEL
 from sfray.train.crop import crop_matrices
 
 #: Record fields a Stage I training batch needs.

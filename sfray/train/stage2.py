@@ -47,8 +47,8 @@ from sfray.train.stage2_task import Stage2Task, labelnet_spec
 from sfray.train.task import TrainData
 
 #: Keys that must not change when a Stage II run resumes.
-RESUME_KEYS = ("model.use_features", "model.hidden", "model.layers", "benchmark.name", "crop.input_size",
-               "train.batch_size", "train.accumulate")
+RESUME_KEYS = ("model.use_features", "model.hidden", "model.layers", "model.parsing_prior", "benchmark.name",
+               "crop.input_size", "train.batch_size", "train.accumulate")
 
 
 @dataclass
@@ -108,7 +108,7 @@ def plan_finetune(cfg: FinetuneJobConfig, *, progress: bool = False) -> tuple[St
     plan.spec = labelnet_spec(
         cfg, stage1, num_classes=reader.schema.num_classes if TASK_PARSING in plan.tasks and reader.schema else 0,
         num_landmarks=int(reader.num_landmarks or 0) if TASK_LANDMARKS in plan.tasks else 0,
-        depth=TASK_DEPTH in plan.tasks)
+        depth=TASK_DEPTH in plan.tasks, schema_name=reader.schema.name if reader.schema else None)
     plan.resume_from = _choose_resume(cfg, out)
     if plan.resume_from is not None:
         saved = read_meta(plan.resume_from)

@@ -18,9 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sfray.benchmarks.crop import IGNORE_LABEL
+from sfray.benchmarks.schemas import DIRECT_MAPPINGS
 from sfray.config.finetune import FinetuneJobConfig
-from sfray.conventions import Field
+from sfray.conventions import IGNORE_LABEL, Field
+from sfray.losses.dense import soft_dice
 from sfray.models.labelnet import LabelFinetuneModel, LabelNetSpec, load_labelnet_weights, save_labelnet
 from sfray.models.multitask import MultiTaskModel
 
@@ -29,13 +30,16 @@ _TENSORS = (Field.IMAGE, Field.SEGMENTATION, Field.LANDMARKS_2D, Field.LANDMARKS
 
 
 def labelnet_spec(cfg: FinetuneJobConfig, stage1: MultiTaskModel, num_classes: int, num_landmarks: int,
-                  depth: bool) -> LabelNetSpec:
-    """The φ_L spec for this run: one net per task trained (counts 0 leave a net out)."""
+                  depth: bool, schema_name: str | None = None) -> LabelNetSpec:
+    """The φ_L spec for this run: one net per task trained (counts 0 leave a net out); the parsing
+    net starts at the direct mapping of ``schema_name`` when ``model.parsing_prior`` and one exists."""
     s = stage1.spec
+    prior = DIRECT_MAPPINGS.get(schema_name) if cfg.model.parsing_prior and num_classes else None
     return LabelNetSpec(num_classes=num_classes, num_landmarks=num_landmarks, depth=depth,
                         use_features=cfg.model.use_features, feature_channels=s.features,
                         stage1_classes=s.num_classes, stage1_landmarks=s.num_landmarks,
-                        hidden=cfg.model.hidden, layers=cfg.model.layers, beta=s.kp_beta)
+                        hidden=cfg.model.hidden, layers=cfg.model.layers, beta=s.kp_beta,
+                        seg_probabilities=True, seg_prior=tuple(prior) if prior is not None else ())
 
 
 class Stage2Task:
@@ -103,6 +107,9 @@ class Stage2Task:
             if bool((target != IGNORE_LABEL).any()):
                 terms["parsing"] = F.cross_entropy(out[Field.SEGMENTATION], target, ignore_index=IGNORE_LABEL)
                 total = total + w.parsing * terms["parsing"]
+                if w.parsing_dice > 0:
+                    terms["parsing_dice"] = soft_dice(out[Field.SEGMENTATION], target)
+                    total = total + w.parsing * w.parsing_dice * terms["parsing_dice"]
         if Field.LANDMARKS_2D in out and Field.LANDMARKS_VISIBLE in batch:
             vis = batch[Field.LANDMARKS_VISIBLE]
             if bool(vis.any()):

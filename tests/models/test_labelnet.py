@@ -69,3 +69,57 @@ def test_save_load_round_trip(tmp_path):
         assert torch.equal(v, back(s1)[k])
     with pytest.raises(AssetError, match="not a Stage II model directory"):
         load_labelnet(tmp_path)
+
+
+def test_a_class_prior_starts_the_parsing_net_at_the_direct_mapping(tmp_path):
+    from sfray.benchmarks.schemas import LAPA_SCHEMA, SYNTH_TO_LAPA
+    from sfray.evaluate.run import direct_mapping_probabilities
+    from sfray.models.labelnet import PRIOR_FLOOR
+
+    torch.manual_seed(2)
+    stage1 = build_model("tiny").eval()
+    with torch.no_grad():
+        s1 = stage1(torch.rand(2, 3, 64, 64))
+    spec = _spec(False, num_landmarks=0, depth=False, seg_probabilities=True, seg_prior=tuple(SYNTH_TO_LAPA))
+    net = LabelFinetuneModel(spec).eval()
+    direct = direct_mapping_probabilities(s1[Field.SEGMENTATION], LAPA_SCHEMA)
+    logits = net(s1)[Field.SEGMENTATION]
+    torch.testing.assert_close(logits, direct.clamp_min(PRIOR_FLOOR).log())
+    assert torch.equal(logits.argmax(1), direct.argmax(1))
+    # a trained correction moves it, and the prior table survives a save and load
+    with torch.no_grad():
+        net.seg[-1].bias[LAPA_SCHEMA.num_classes - 1] += 5.0
+    save_labelnet(net, tmp_path / "m")
+    back = load_labelnet(tmp_path / "m")
+    assert back.spec == spec and back.spec.seg_prior == tuple(int(c) for c in SYNTH_TO_LAPA)
+    assert torch.equal(back(s1)[Field.SEGMENTATION], net(s1)[Field.SEGMENTATION])
+    assert not torch.equal(back(s1)[Field.SEGMENTATION], logits)
+
+
+def test_a_saved_spec_without_the_parsing_keys_reads_raw_scores_without_a_prior(tmp_path):
+    import json
+
+    torch.manual_seed(3)
+    stage1 = build_model("tiny").eval()
+    with torch.no_grad():
+        s1 = stage1(torch.rand(1, 3, 64, 64))
+    net = LabelFinetuneModel(_spec(False, num_landmarks=0, depth=False)).eval()
+    save_labelnet(net, tmp_path / "m")
+    meta_path = tmp_path / "m" / "labelnet.json"
+    meta = json.loads(meta_path.read_text())
+    for key in ("seg_probabilities", "seg_prior"):
+        del meta["spec"][key]
+    meta_path.write_text(json.dumps(meta))
+    back = load_labelnet(tmp_path / "m")
+    assert back.spec.seg_prior == () and back.spec.seg_probabilities is False
+    # raw scores in: scaling them changes the output (probabilities would be unchanged by a shift)
+    shifted = dict(s1)
+    shifted[Field.SEGMENTATION] = s1[Field.SEGMENTATION] + 3.0
+    assert not torch.equal(back(s1)[Field.SEGMENTATION], back(shifted)[Field.SEGMENTATION])
+
+
+def test_a_prior_that_does_not_fit_the_classes_is_refused():
+    with pytest.raises(ValueError, match="seg_prior"):
+        LabelFinetuneModel(_spec(False, seg_prior=(0, 1, 2)))
+    with pytest.raises(ValueError, match="seg_prior"):
+        LabelFinetuneModel(_spec(False, seg_prior=(11,) * 20))

@@ -58,3 +58,24 @@ def test_report_of_nothing_says_so(tmp_path):
     text = write_report(tmp_path).read_text()
     assert "The generate stage has not run." in text and "No Stage I report yet." in text
     assert "![" not in text
+
+
+def _two_methods(nme_after: float) -> str:
+    return json.dumps({"title": "t", "extra": {}, "results": [
+        {"method": "direct mapping (SB)", "splits": {"test": {"landmarks": {"nme": 0.3}, "parsing": {"mean_f1": 0.4}}}},
+        {"method": "finetuned (SB+LF)",
+         "splits": {"test": {"landmarks": {"nme": nme_after}, "parsing": {"mean_f1": 0.5}}}}]})
+
+
+def test_an_evaluation_that_agrees_with_stage2_is_one_line_and_a_disagreeing_one_is_flagged(tmp_path):
+    for d in ("stage2", "evaluation"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "stage2" / "report.json").write_text(_two_methods(0.2))
+    (tmp_path / "evaluation" / "report.json").write_text(_two_methods(0.2))
+    text = write_report(tmp_path).read_text()
+    evaluation = text.split("## Evaluation", 1)[1]
+    assert "every figure agrees with the Stage II table above (largest difference 0.0e+00)" in evaluation
+    assert "| figure" not in evaluation  # no second copy of the table
+    (tmp_path / "evaluation" / "report.json").write_text(_two_methods(0.25))
+    evaluation = write_report(tmp_path).read_text().split("## Evaluation", 1)[1]
+    assert "**the figures differ from the Stage II table above** (largest difference 5.0e-02)" in evaluation
