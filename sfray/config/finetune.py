@@ -28,9 +28,7 @@ class FinetuneModelSection:
     use_features: bool = False  # feed the shared features f_s to the nets too (SB+LF w/ f_s)
     hidden: int = 32  # hidden channels of each net
     layers: int = 3  # conv layers of each net
-    # start the parsing net at the direct mapping and learn a correction (benchmarks with a direct
-    # mapping: lapa, celebamask-hq); false trains it from scratch, as the paper does
-    parsing_prior: bool = True
+    parsing_prior: bool = True  # start the parsing net at the direct mapping (false: from scratch, as the paper)
 
     def validate(self) -> None:
         _check(bool(self.stage1), "model.stage1", "the Stage I model to finetune on, e.g. "
