@@ -182,6 +182,12 @@ SEG_FLIP_PERMUTATION: Final = _seg_flip_permutation()
 #: augmentation): losses and scores leave them out.
 IGNORE_LABEL: Final = 255
 
+#: The tasks a real benchmark can label, as benchmark readers, Stage II and the evaluation name them.
+TASK_LANDMARKS: Final = "landmarks"
+TASK_PARSING: Final = "parsing"
+TASK_DEPTH: Final = "depth"
+BENCHMARK_TASKS: Final = (TASK_LANDMARKS, TASK_PARSING, TASK_DEPTH)
+
 # --------------------------------------------------------------------------------------------
 # Record field names (one sample on disk / in a batch). Use these, never string literals.
 # --------------------------------------------------------------------------------------------

@@ -28,13 +28,11 @@ from PIL import Image
 from sfray.benchmarks.files import FileProblem, image_size, read_rgb, relative
 from sfray.benchmarks.problems import Problem, ProblemKind, ScanReport, SplitCounts
 from sfray.benchmarks.schemas import LabelSchema
+from sfray.conventions import BENCHMARK_TASKS, TASK_DEPTH, TASK_LANDMARKS, TASK_PARSING
 from sfray.errors import AssetError
 from sfray.progress import Progress
 
-TASK_LANDMARKS = "landmarks"
-TASK_PARSING = "parsing"
-TASK_DEPTH = "depth"
-TASKS = (TASK_LANDMARKS, TASK_PARSING, TASK_DEPTH)
+TASKS = BENCHMARK_TASKS
 #: Scans of fewer entries print no progress line.
 PROGRESS_MIN = 500
 #: Validation levels: ``full`` decodes every file; ``quick`` reads image headers and text only.

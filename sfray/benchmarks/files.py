@@ -92,26 +92,31 @@ def image_size(path: Path) -> tuple[int, int]:
         raise _open_failure(exc) from exc
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8; grayscale, palette, CMYK and alpha images are converted. EXIF ignored."""
+def _pixels(path: Path, convert_to: str | None = None, when: tuple[str, ...] | None = None
+            ) -> tuple[np.ndarray, str]:
+    """Decoded pixels of ``path`` and its original mode. With ``convert_to``, the image is converted
+    to that mode first: always, or only when its mode is in ``when``. Decoding failures (including a
+    truncated body) become a :class:`FileProblem` naming the kind."""
     try:
         with Image.open(path) as im:
             im.load()
-            return np.asarray(im.convert("RGB"))
+            mode = im.mode
+            if convert_to is not None and (when is None or mode in when):
+                im = im.convert(convert_to)
+            return np.asarray(im), mode
     except (OSError, SyntaxError, ValueError) as exc:
         raise _open_failure(exc) from exc
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8; grayscale, palette, CMYK and alpha images are converted. EXIF ignored."""
+    return _pixels(path, "RGB")[0]
 
 
 def read_label_map(path: Path) -> np.ndarray:
     """(H, W) integer ids from a label PNG: ``L``, ``P`` (palette indices are the ids), 16-bit,
     or a colour image whose channels are all equal (grey saved as RGB)."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            mode = im.mode
-            arr = np.asarray(im)
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise _open_failure(exc) from exc
+    arr, mode = _pixels(path)
     if arr.ndim == 3:
         colour = arr[..., :3] if mode in ("RGB", "RGBA") else arr[..., :1]
         if not np.all(colour == colour[..., :1]):
@@ -122,23 +127,13 @@ def read_label_map(path: Path) -> np.ndarray:
 
 def read_mask(path: Path) -> np.ndarray:
     """(H, W) bool foreground of a binary mask PNG: any non-zero colour channel (alpha ignored)."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            arr = np.asarray(im.convert("RGB") if im.mode in ("P", "RGBA", "LA", "CMYK") else im)
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise _open_failure(exc) from exc
+    arr = _pixels(path, "RGB", ("P", "RGBA", "LA", "CMYK"))[0]
     return arr.reshape(arr.shape[0], arr.shape[1], -1).max(axis=2) > 0
 
 
 def read_gray(path: Path) -> np.ndarray:
     """(H, W) float32 in [0, 1] from an 8- or 16-bit grayscale PNG (divided by its dtype's max)."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            arr = np.asarray(im.convert("L") if im.mode in ("RGB", "RGBA", "P", "LA") else im)
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise _open_failure(exc) from exc
+    arr = _pixels(path, "L", ("RGB", "RGBA", "P", "LA"))[0]
     if arr.ndim != 2:
         raise FileProblem(ProblemKind.UNREADABLE, f"expected a single-channel image, got shape {arr.shape}")
     scale = 65535.0 if arr.dtype == np.uint16 or int(arr.max(initial=0)) > 255 else 255.0

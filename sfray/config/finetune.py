@@ -13,10 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from sfray.config.train import OptimSection, TrainRaySection, TrainSection, _check, _one_of
-
-#: Task names a Stage II run may train (the benchmark readers' task names).
-FINETUNE_TASKS = ("landmarks", "parsing", "depth")
+from sfray.config import registries as reg
+from sfray.config.train import OptimSection, TrainRaySection, TrainSection, _check
 
 
 @dataclass
@@ -57,8 +55,8 @@ class BenchmarkSection:
     def validate(self) -> None:
         _check(bool(self.root), "benchmark.root", "the benchmark folder, e.g. benchmark.root=/data/LaPa")
         for t in self.tasks:
-            _one_of(t, "benchmark.tasks", FINETUNE_TASKS)
-        _one_of(self.check, "benchmark.check", ("full", "quick"))
+            reg.FINETUNE_TASKS.check(t)
+        reg.BENCHMARK_CHECKS.check(self.check)
         _check(self.max_train_samples >= 0, "benchmark.max_train_samples", "must be >= 0")
         _check(self.build_from is None or self.name == "lapa", "benchmark.build_from",
                "builds a LaPa-like set, so it needs benchmark.name=lapa")
@@ -84,7 +82,7 @@ class FinetuneLossSection:
     depth: float = 0.5  # masked L1 in the benchmark's depth units
 
     def validate(self) -> None:
-        for name in (*FINETUNE_TASKS, "parsing_dice"):
+        for name in (*reg.FINETUNE_TASKS, "parsing_dice"):
             value = getattr(self, name)
             _check(value >= 0.0, f"loss.{name}", f"a loss weight must be >= 0, got {value}")
 
@@ -102,7 +100,7 @@ class EvalSection:
 
     def validate(self) -> None:
         _check(self.batch_size >= 1, "evaluate.batch_size", "must be >= 1")
-        _one_of(self.norm, "evaluate.norm", ("inter_ocular", "inter_pupil"))
+        reg.NME_NORMS.check(self.norm)
         _check(0 < self.threshold <= 1, "evaluate.threshold", "must be in (0, 1]")
         _check(self.figure_images >= 0, "evaluate.figure_images", "must be >= 0")
 
@@ -128,7 +126,7 @@ class FinetuneJobConfig:
     evaluate: EvalSection = field(default_factory=EvalSection)
 
     def validate(self) -> None:
-        _one_of(self.runner, "runner", ("ray", "local"))
+        reg.TRAIN_RUNNERS.check(self.runner)
         for section in (self.model, self.benchmark, self.crop, self.loss, self.optim, self.train, self.ray,
                         self.evaluate):
             section.validate()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sfray.conventions import BENCHMARK_TASKS
 from sfray.registry import Registry
 
 #: ``head.kind``: builders ``(HeadConfig) -> HeadAssets-backed HeadModel`` (sfray.head.factory).
@@ -66,8 +67,36 @@ ARRAY_CODECS: Registry[Any] = Registry("generate.array_codec", "array codec", ("
 #: (records: every byte against its checksum; shards: headers and shard metadata only).
 RESUME_CHECKS: Registry[Any] = Registry("generate.resume_check", "resume check", ("records", "shards"))
 
+# ---- training, finetuning and evaluation (sfray.config.train, sfray.config.finetune) ----------
+#: ``runner`` of sfray train / finetune: ray (Ray Train) | local (this process, plain torch).
+TRAIN_RUNNERS: Registry[Any] = Registry("runner", "runner", ("ray", "local"))
+#: ``data.source``: a written dataset, or a live generation streamed into training.
+DATA_SOURCES: Registry[Any] = Registry("data.source", "data source", ("dataset", "stream"))
+#: ``crop.mode``: the whole image, or a square around the landmarks.
+CROP_MODES: Registry[Any] = Registry("crop.mode", "crop mode", ("full", "landmarks"))
+#: ``loss.keypoint_form``: which keypoint terms train (docs/training.md, losses).
+KEYPOINT_FORMS: Registry[Any] = Registry("loss.keypoint_form", "keypoint loss form", ("heatmap", "coord", "both"))
+#: ``loss.keypoint_coord``: the coordinate term's distance.
+KEYPOINT_COORD_METRICS: Registry[Any] = Registry("loss.keypoint_coord", "keypoint distance", ("squared", "euclidean"))
+#: ``ssl.metric`` and ``ssl.reduction``: the equivariance term's error and how it is summed.
+SSL_METRICS: Registry[Any] = Registry("ssl.metric", "equivariance error", ("l2", "l1"))
+SSL_REDUCTIONS: Registry[Any] = Registry("ssl.reduction", "equivariance reduction", ("mean", "sum"))
+#: ``optim.schedule`` and ``optim.schedule_unit``: the learning-rate curve and how often it moves.
+LR_SCHEDULES: Registry[Any] = Registry("optim.schedule", "learning-rate schedule", ("cosine", "constant"))
+SCHEDULE_UNITS: Registry[Any] = Registry("optim.schedule_unit", "schedule unit", ("step", "epoch"))
+#: ``train.amp``: mixed precision (auto: bf16 on a GPU, off on a CPU).
+AMP_MODES: Registry[Any] = Registry("train.amp", "mixed-precision mode", ("auto", "off", "bf16", "fp16"))
+#: ``benchmark.tasks``: what a Stage II run may train (the benchmark readers' task names).
+FINETUNE_TASKS: Registry[Any] = Registry("benchmark.tasks", "task", BENCHMARK_TASKS)
+#: ``benchmark.check``: decode every file when scanning, or read headers only.
+BENCHMARK_CHECKS: Registry[Any] = Registry("benchmark.check", "benchmark check", ("full", "quick"))
+#: ``evaluate.norm``: the NME normaliser (inter_pupil: 68 points only; docs/evaluation.md).
+NME_NORMS: Registry[Any] = Registry("evaluate.norm", "NME normaliser", ("inter_ocular", "inter_pupil"))
+
 ALL: tuple[Registry[Any], ...] = (
     HEAD_KINDS, HEAD_DTYPES, GENERATOR_KINDS, PRECISIONS, RASTER_COMPAT, BACKGROUNDS, SAMPLING_STRATEGIES,
     CAMERA_PRESETS, CONDITIONING_CAMERAS, RASTER_BACKENDS, CONTOUR_MODES, ALIGN_MODELS, ROBUST_LOSSES,
     LANDMARK_SOURCES, QUALITY_POLICIES, QUALITY_PRESETS, IMAGE_FORMATS, ARRAY_CODECS, RESUME_CHECKS,
+    TRAIN_RUNNERS, DATA_SOURCES, CROP_MODES, KEYPOINT_FORMS, KEYPOINT_COORD_METRICS, SSL_METRICS, SSL_REDUCTIONS,
+    LR_SCHEDULES, SCHEDULE_UNITS, AMP_MODES, FINETUNE_TASKS, BENCHMARK_CHECKS, NME_NORMS,
 )

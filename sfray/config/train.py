@@ -15,16 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from sfray.config import registries as reg
 from sfray.errors import ConfigError
 
 
 def _check(cond: bool, key: str, msg: str) -> None:
     if not cond:
         raise ConfigError(f"bad value for config key '{key}': {msg}")
-
-
-def _one_of(value: str, key: str, choices: tuple[str, ...]) -> None:
-    _check(value in choices, key, f"'{value}' is not {' | '.join(choices)}")
 
 
 def _prob(value: float, key: str) -> None:
@@ -79,7 +76,7 @@ class DataSection:
     stream: StreamSection = field(default_factory=StreamSection)
 
     def validate(self) -> None:
-        _one_of(self.source, "data.source", ("dataset", "stream"))
+        reg.DATA_SOURCES.check(self.source)
         _check(self.source != "dataset" or bool(self.dataset_dir), "data.dataset_dir",
                "data.source=dataset needs a dataset directory, e.g. data.dataset_dir=outputs/quickstart")
         _check(0.0 < self.val_fraction < 1.0, "data.val_fraction", "must be in (0, 1)")
@@ -99,7 +96,7 @@ class CropSection:
     scale: float = 1.5  # landmarks mode: crop side = scale x the landmarks' bounding-box side
 
     def validate(self) -> None:
-        _one_of(self.mode, "crop.mode", ("full", "landmarks"))
+        reg.CROP_MODES.check(self.mode)
         _check(32 <= self.input_size <= 1024 and self.input_size % 16 == 0, "crop.input_size",
                "a multiple of 16 in 32..1024")
         _check(0.5 <= self.scale <= 8.0, "crop.scale", "must be in [0.5, 8]")
@@ -160,8 +157,8 @@ class LossSection:
             _check(value >= 0.0, f"loss.{name}", f"a loss weight must be >= 0, got {value}")
         _check(self.segmentation + self.depth + self.keypoints > 0, "loss",
                "at least one of loss.segmentation, loss.depth, loss.keypoints must be > 0")
-        _one_of(self.keypoint_form, "loss.keypoint_form", ("heatmap", "coord", "both"))
-        _one_of(self.keypoint_coord, "loss.keypoint_coord", ("squared", "euclidean"))
+        reg.KEYPOINT_FORMS.check(self.keypoint_form)
+        reg.KEYPOINT_COORD_METRICS.check(self.keypoint_coord)
         _check(self.heatmap_sigma > 0, "loss.heatmap_sigma", "must be > 0")
 
 
@@ -181,8 +178,8 @@ class SslSection:
         _check(0.0 <= self.rotation_deg <= 180.0, "ssl.rotation_deg", "must be in [0, 180]")
         _check(0.0 <= self.translation <= 1.0, "ssl.translation", "must be in [0, 1]")
         _pair(self.scale_range, "ssl.scale_range", low=1e-3)
-        _one_of(self.metric, "ssl.metric", ("l2", "l1"))
-        _one_of(self.reduction, "ssl.reduction", ("mean", "sum"))
+        reg.SSL_METRICS.check(self.metric)
+        reg.SSL_REDUCTIONS.check(self.reduction)
 
 
 @dataclass
@@ -205,8 +202,8 @@ class OptimSection:
         _check(self.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
         _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "optim.betas", "two numbers in [0, 1)")
         _check(self.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")
-        _one_of(self.schedule, "optim.schedule", ("cosine", "constant"))
-        _one_of(self.schedule_unit, "optim.schedule_unit", ("step", "epoch"))
+        reg.LR_SCHEDULES.check(self.schedule)
+        reg.SCHEDULE_UNITS.check(self.schedule_unit)
         _check(self.grad_clip >= 0, "optim.grad_clip", "must be >= 0")
 
 
@@ -234,7 +231,7 @@ class TrainSection:
         _check(self.max_steps == -1 or self.max_steps >= 1, "train.max_steps", "-1 or >= 1")
         _check(self.batch_size >= 1, "train.batch_size", "must be >= 1")
         _check(self.accumulate >= 1, "train.accumulate", "must be >= 1")
-        _one_of(self.amp, "train.amp", ("auto", "off", "bf16", "fp16"))
+        reg.AMP_MODES.check(self.amp)
         _check(self.threads >= 0, "train.threads", "must be >= 0 (0: torch's default)")
         _check(self.checkpoint_every >= 0, "train.checkpoint_every", "must be >= 0")
         _check(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
@@ -296,7 +293,7 @@ class TrainJobConfig:
     faults: FaultsSection = field(default_factory=FaultsSection)
 
     def validate(self) -> None:
-        _one_of(self.runner, "runner", ("ray", "local"))
+        reg.TRAIN_RUNNERS.check(self.runner)
         _check(self.runner == "ray" or self.data.source == "dataset", "runner",
                "data.source=stream needs runner=ray (the generator actors run on Ray)")
         for section in (self.data, self.crop, self.augment, self.loss, self.ssl, self.optim, self.train,
