@@ -108,16 +108,15 @@ def main() -> None:
     }
     print(json.dumps(result))
     if args.append:
-        kept = [a for a in sys.argv[1:] if a not in ("--append", str(args.append))]
-        cmd = "python bench/align.py " + " ".join(kept)
+        from bench.common import append_rows, command
+
         over = result["overhead_ms_per_sample"]
         row = (f"| quality figures / refinement, {args.res}², batch {args.batch} | {result['machine']}, "
-               f"{args.device} | {datetime.date.today()} | `{cmd}` | quality +{over['quality']} ms/sample, "
-               f"refine+quality +{over['refine_and_quality']} ms/sample | "
-               f"generate+annotate {result['ms_per_sample']['base']} ms/sample (same run) |\n")
-        with open(args.append, "a") as fh:
-            fh.write(row)
-
+               f"{args.device} | {datetime.date.today()} | `{command('bench/align.py', sys.argv[1:])}` | quality "
+               f"+{over['quality']} ms/sample, refine+quality +{over['refine_and_quality']} ms/sample | "
+               f"generate+annotate {result['ms_per_sample']['base']} ms/sample (same run) |")
+        append_rows(Path(args.append), "## Alignment: quality figures and per-sample refinement (bench/align.py)",
+                    [row])
 
 if __name__ == "__main__":
     main()

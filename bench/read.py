@@ -116,19 +116,14 @@ def main() -> int:
         }
     print(json.dumps(result, indent=2))
     if args.append:
+        from bench.common import append_rows, command
+
         r = result["samples_per_s_one_core"]
-        cmd = f"python bench/read.py --num {args.num} --size {args.size} --format {args.format}"
-        row = (f"| read (records decoded/s, 1 core) | {result['machine']} | {result['date']} | `{cmd}` | "
-               f"decode_all {r['decode_all']}/s, image only {r['decode_image']}/s, "
-               f"raw LMDB {r['lmdb_raw']}/s ({result['record_bytes_mean']} B/record) | "
-               f"authors' folder layout {r['baseline_authors_layout']}/s |\n")
-        path = Path(args.append)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("# Benchmarks\n\n| benchmark | machine | date | command | result | baseline |\n"
-                            "|---|---|---|---|---|---|\n")
-        with open(path, "a") as fh:
-            fh.write(row)
+        row = (f"| read (records decoded/s, 1 core) | {result['machine']} | {result['date']} | "
+               f"`{command('bench/read.py', sys.argv[1:])}` | decode_all {r['decode_all']}/s, image only "
+               f"{r['decode_image']}/s, raw LMDB {r['lmdb_raw']}/s ({result['record_bytes_mean']} B/record) | "
+               f"authors' folder layout {r['baseline_authors_layout']}/s |")
+        append_rows(Path(args.append), "## Record reader (bench/read.py)", [row])
     return 0
 
 

@@ -146,14 +146,14 @@ def main() -> int:
     }
     print(json.dumps(result, indent=2))
     if args.append:
+        from bench.common import append_rows, command
+
         r = result["images_per_s"]
-        cmd = " ".join(["python bench/train.py"] + sys.argv[1:]).replace(f" --append {args.append}", "")
         row = (f"| train Stage I ({args.model}, {args.size}², batch {args.batch}, {args.device}) | {result['machine']} "
-               f"| {result['date']} | `{cmd}` | {r['train']} img/s end to end ({result['train_vs_compute']:.0%} of "
-               f"compute alone); loader + augmentation alone {r['loader']} img/s | compute on a cached batch "
-               f"{r['compute']} img/s (same run) |\n")
-        with open(args.append, "a") as fh:
-            fh.write(row)
+               f"| {result['date']} | `{command('bench/train.py', sys.argv[1:])}` | {r['train']} img/s end to end "
+               f"({result['train_vs_compute']:.0%} of compute alone); loader + augmentation alone {r['loader']} img/s "
+               f"| compute on a cached batch {r['compute']} img/s (same run) |")
+        append_rows(Path(args.append), "## Stage I training (bench/train.py)", [row])
     return 0
 
 
