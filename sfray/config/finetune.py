@@ -43,6 +43,7 @@ class BenchmarkSection:
     root: Optional[str] = None  # the benchmark's folder, in its original layout (docs/benchmarks-data.md)
     lapa_root: Optional[str] = None  # lapa-d only: the LaPa folder when it is not inside root
     train_split: str = "train"
+    val_split: str = "auto"  # watched while training: auto (`val` if usable, else none) | none | a split name
     eval_splits: list[str] = field(default_factory=list)  # empty: the benchmark's test splits
     tasks: list[str] = field(default_factory=list)  # empty: every task the benchmark has ground truth for
     check: str = "full"  # full: decode every file when scanning | quick: headers only
@@ -57,6 +58,7 @@ class BenchmarkSection:
         for t in self.tasks:
             reg.FINETUNE_TASKS.check(t)
         reg.BENCHMARK_CHECKS.check(self.check)
+        _check(bool(self.val_split), "benchmark.val_split", "auto | none | a split name")
         _check(self.max_train_samples >= 0, "benchmark.max_train_samples", "must be >= 0")
         _check(self.build_from is None or self.name == "lapa", "benchmark.build_from",
                "builds a LaPa-like set, so it needs benchmark.name=lapa")

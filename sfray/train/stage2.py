@@ -60,6 +60,7 @@ class Stage2Plan:
     stage1_dir: str = ""  # the Stage I model directory (absolute)
     tasks: tuple[str, ...] = ()
     eval_splits: tuple[str, ...] = ()
+    val_split: str | None = None  # scored at each validation while training (None: no validation)
     train_indices: np.ndarray | None = None
     spec: LabelNetSpec | None = None
     resume_from: Path | None = None
@@ -75,6 +76,30 @@ def _build_lapa_like(cfg: FinetuneJobConfig) -> None:
     from sfray.benchmarks.lapa_like import make_lapa_like
 
     make_lapa_like(b.build_from, b.root, dict(b.build_counts), progress=True)
+
+
+#: ``benchmark.val_split`` values that are not split names.
+VAL_AUTO, VAL_NONE = "auto", "none"
+#: The split ``benchmark.val_split=auto`` looks for.
+VAL_SPLIT = "val"
+
+
+def resolve_val_split(cfg: FinetuneJobConfig, reader: BenchmarkReader, tasks: tuple[str, ...]) -> str | None:
+    """The split validated while training: a named one must exist with usable images; ``auto`` takes
+    the benchmark's ``val`` split when it has some, else none (a test split is never picked by itself:
+    it would be watched while training)."""
+    want = cfg.benchmark.val_split
+    if want == VAL_NONE:
+        return None
+    name = VAL_SPLIT if want == VAL_AUTO else want
+    usable = name in reader.scan().splits and any(t in e.usable for e in reader.entries(name) for t in tasks)
+    if usable:
+        return name
+    if want == VAL_AUTO:
+        return None
+    raise ConfigError(f"bad value for config key 'benchmark.val_split': {reader.name} has no split '{want}' with "
+                      f"usable {'/'.join(tasks)} images (splits: {' | '.join(reader.scan().splits)}; "
+                      "or benchmark.val_split=none)")
 
 
 def stage1_fingerprint(model: MultiTaskModel) -> str:
@@ -105,6 +130,7 @@ def plan_finetune(cfg: FinetuneJobConfig, *, progress: bool = False) -> tuple[St
     if cfg.benchmark.max_train_samples:
         n_train = min(n_train, cfg.benchmark.max_train_samples)
     plan.train_indices = np.arange(n_train)
+    plan.val_split = resolve_val_split(cfg, reader, plan.tasks)
     plan.spec = labelnet_spec(
         cfg, stage1, num_classes=reader.schema.num_classes if TASK_PARSING in plan.tasks and reader.schema else 0,
         num_landmarks=int(reader.num_landmarks or 0) if TASK_LANDMARKS in plan.tasks else 0,
@@ -141,7 +167,7 @@ def run_stage2_worker(cfg: FinetuneJobConfig, plan: Stage2Plan, ctx: RunContext,
     """Finetune on ``data``; then rank 0 scores both methods and writes every output; returns the report."""
     stage1 = load_frozen_stage1(plan.stage1_dir, None, cfg.crop.input_size, ctx.device)
     before = stage1_fingerprint(stage1)
-    validate = _validator(reader, plan.eval_splits[0], stage1, cfg, plan.tasks, ctx.device)
+    validate = _validator(reader, plan.val_split, stage1, cfg, plan.tasks, ctx.device) if plan.val_split else None
     task = Stage2Task(cfg, stage1, plan.spec, validate, extra_meta={"config": plan.config_yaml,
                                                                      "stage1": plan.stage1_dir,
                                                                      "benchmark": reader.name})
@@ -158,6 +184,7 @@ def run_stage2_worker(cfg: FinetuneJobConfig, plan: Stage2Plan, ctx: RunContext,
         methods = [(*DIRECT_METHOD, direct_predictor(stage1, reader, ctx.device)),
                    (*finetuned_method(cfg.model.use_features), finetuned_predictor(stage1, model, ctx.device))]
         training = {"runner": cfg.runner, "workers": ctx.world_size, "train_split": cfg.benchmark.train_split,
+                    "val_split": plan.val_split,
                     "train_images": int(len(plan.train_indices)), "tasks": list(plan.tasks),
                     "steps": result.step, "total_steps": result.total_steps, "epochs": result.epochs,
                     "history": result.history, "resumed_from_steps": result.resumes,
@@ -165,7 +192,8 @@ def run_stage2_worker(cfg: FinetuneJobConfig, plan: Stage2Plan, ctx: RunContext,
                     "checkpoint": result.checkpoint, "stage1_unchanged": unchanged, "labelnet": plan.spec.to_dict()}
         notes = (f"Stage I model: `{plan.stage1_dir}` (frozen; weights unchanged by finetuning: {unchanged}).",
                  f"Finetuned on {len(plan.train_indices)} `{cfg.benchmark.train_split}` images for {result.step} "
-                 f"steps; scored on {', '.join(plan.eval_splits)} at {cfg.crop.input_size}² protocol crops, "
+                 f"steps (validated on {f'`{plan.val_split}`' if plan.val_split else 'no split'} while training); "
+                 f"scored on {', '.join(plan.eval_splits)} at {cfg.crop.input_size}² protocol crops, "
                  "predictions mapped back to the original images.")
         report = write_stage2_report(out, reader, plan.tasks, plan.eval_splits, methods, size=cfg.crop.input_size,
                                      eval_cfg=cfg.evaluate, title=f"{reader.name}: Stage II label finetuning",
