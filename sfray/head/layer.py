@@ -107,6 +107,39 @@ def vertices_to_landmarks(vertices: torch.Tensor, faces: torch.Tensor, lmk_faces
     return torch.einsum("blkc,blk->blc", corners, lmk_bary.to(vertices.dtype))
 
 
+def regress_joints(j_regressor: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
+    """``J = J_regressor @ v`` per batch item -> ``(B, J, 3)``, the same bits whatever the thread count.
+
+    j_regressor ``(J, V)``, vertices ``(B, V, 3)``. A BLAS matmul with this shape (a long reduction
+    over V into a handful of outputs) splits V across threads, so its float32 result changed in the
+    last bits between one and two intra-op threads and moved a record's bytes
+    (docs/reliability.md, "Record bytes and the thread count"). Here every product is taken in
+    float64 (exact for float32 inputs), summed over V by a pairwise tree of elementwise adds whose
+    order is fixed by the regressor alone, and rounded once to the vertices' dtype. Only vertices
+    some joint weighs enter (a tenth of the procedural head's), which keeps it cheap.
+    """
+    used = torch.nonzero(j_regressor.ne(0).any(0)).squeeze(1)
+    weights = j_regressor[:, used].to(torch.float64)
+    terms = weights[None, :, :, None] * vertices[:, used].to(torch.float64)[:, None]  # (B, J, V', 3)
+    return _pairwise_sum(terms, dim=2).to(vertices.dtype)
+
+
+def _pairwise_sum(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sum over ``dim`` as a balanced tree of elementwise adds (zero-padded to a power of two): each
+    output element is a fixed sequence of IEEE additions, unlike ``sum``/``matmul``, which may split
+    a long reduction differently with the number of threads."""
+    n = x.shape[dim]
+    width = 1 << max(n - 1, 0).bit_length()
+    if width > n:
+        pad = list(x.shape)
+        pad[dim] = width - n
+        x = torch.cat([x, x.new_zeros(pad)], dim=dim)
+    while x.shape[dim] > 1:
+        half = x.shape[dim] // 2
+        x = x.narrow(dim, 0, half) + x.narrow(dim, half, half)
+    return x.squeeze(dim)
+
+
 def lbs(betas: torch.Tensor, pose: torch.Tensor, v_template: torch.Tensor, blenddirs: torch.Tensor,
         posedirs: torch.Tensor, j_regressor: torch.Tensor, parents: list[int] | tuple[int, ...],
         lbs_weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,7 +154,7 @@ def lbs(betas: torch.Tensor, pose: torch.Tensor, v_template: torch.Tensor, blend
     nv = v_template.shape[0]
     nj = j_regressor.shape[0]
     v_shaped = v_template.unsqueeze(0) + (betas @ blenddirs).view(b, nv, 3)
-    joints = torch.einsum("jv,bvc->bjc", j_regressor, v_shaped)
+    joints = regress_joints(j_regressor, v_shaped)
 
     rot = batch_rodrigues(pose.reshape(-1, 3)).view(b, nj, 3, 3)
     eye = torch.eye(3, dtype=rot.dtype, device=rot.device)

@@ -13,9 +13,12 @@ from sfray.errors import ConfigError
 from sfray.generators.base import Generator
 from sfray.generators.factory import build_generator
 from sfray.generators.procedural import ProceduralGenerator
+from sfray.generators.procedural.renderer import GAMMA
+from sfray.generators.procedural.shading import stable_pow
 from sfray.geometry.alignment_map import AlignmentMap
 from sfray.geometry.transform import head_to_world_matrix, similarity_matrix
 from tests.annotate.annotate_helpers import camera_labels, make_specs, procedural_head
+from tests.generation.thread_helpers import intra_op_threads
 
 RES = 64
 MISALIGN = [4.0, -6.0, 2.0, 0.03, -0.02, 0.01, 1.04]
@@ -172,3 +175,19 @@ def test_images_are_not_flat():
         lum = img[i].mean(0)[face[i]]
         assert float(lum.std()) > 5.0  # shading and texture, not a flat sticker
     assert np.isfinite(out.depth.numpy()).all()
+
+
+@pytest.mark.parametrize("exponent", [GAMMA, 1.0 / GAMMA, 25.0])
+def test_stable_pow_is_the_same_bits_whatever_the_thread_count(exponent):
+    # large enough to be split across threads (a 256x256 face's pixels); a float32 ``pow`` moved
+    # a few of these elements by an ulp between one and two threads
+    x = torch.rand(300_001, generator=torch.Generator().manual_seed(5))
+    runs = []
+    for n in (1, 2, 3):
+        with intra_op_threads(n):
+            runs.append(stable_pow(x, exponent))
+    assert runs[0].dtype == torch.float32
+    assert all(torch.equal(runs[0], r) for r in runs[1:])
+    exact = x.double() ** exponent
+    # within half a float32 ulp (half the smallest subnormal for results below the normal range)
+    assert bool(((runs[0].double() - exact).abs() <= (exact.abs() * 2.0 ** -24).clamp_min(2.0 ** -150)).all())

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from sfray.errors import ConfigError, SfrayError
-from sfray.head.layer import HeadModel, batch_rodrigues, dynamic_contour_rows, lbs
+from sfray.head.layer import HeadModel, batch_rodrigues, dynamic_contour_rows, lbs, regress_joints
+from tests.generation.thread_helpers import intra_op_threads
 
 # ---------------------------------------------------------------------------------------------
 # Independent reference: written from the FLAME paper's equations, loops over joints and vertices
@@ -171,6 +172,26 @@ def test_lbs_function_is_exposed(flame_head):
                flame_head.posedirs, flame_head.j_regressor, flame_head.parents_list, flame_head.lbs_weights)
     torch.testing.assert_close(v, flame_head.v_template.expand(b, -1, -1), rtol=0, atol=1e-15)
     assert j.shape == (b, 5, 3)
+
+
+def test_joint_regression_is_correctly_rounded_whatever_the_thread_count():
+    # a long reduction into few outputs: the shape a BLAS splits across threads
+    g = torch.Generator().manual_seed(3)
+    w = torch.rand(5, 6001, generator=g)
+    w[:, ::3] = 0.0  # vertices no joint weighs, as in a real regressor
+    w = w / w.sum(1, keepdim=True)
+    v = torch.randn(4, 6001, 3, generator=g)
+    runs = []
+    for n in (1, 2, 3):
+        with intra_op_threads(n):
+            runs.append(regress_joints(w, v))
+    assert runs[0].dtype == torch.float32 and runs[0].shape == (4, 5, 3)
+    assert all(torch.equal(runs[0], r) for r in runs[1:])
+    # float64 accumulation rounded once: within half a float32 ulp of the exact sum
+    exact = torch.einsum("jv,bvc->bjc", w.double(), v.double())
+    assert bool(((runs[0].double() - exact).abs() <= exact.abs() * 2.0 ** -24 + 1e-15).all())
+    # float64 vertices stay float64, and agree with the plain product
+    torch.testing.assert_close(regress_joints(w.double(), v.double()), exact, rtol=1e-13, atol=1e-15)
 
 
 def test_attributes_and_summary(flame_head, flame_files):

@@ -37,7 +37,7 @@ from sfray.generators.base import GeneratorOutput, SampleSpecs
 from sfray.generators.procedural.background import make_background
 from sfray.generators.procedural.hair import HairShell
 from sfray.generators.procedural.randomness import Stream, stream_generator, uniform
-from sfray.generators.procedural.shading import random_light, shade, vertex_normals
+from sfray.generators.procedural.shading import random_light, shade, stable_pow, vertex_normals
 from sfray.generators.procedural.texture import EyeModel, TexturePainter, random_appearance
 from sfray.geometry.camera import camera_label_to_matrices, world_to_camera
 from sfray.geometry.projection import to_screen_perspective
@@ -221,8 +221,8 @@ class ProceduralGenerator:
         gloss = self.gloss[region][:, None]
         if app.hair_cap:
             gloss = torch.where((region == SEG_ID["scalp"])[:, None], torch.full_like(gloss, 0.5), gloss)
-        lin = shade(albedo.clamp(0.0, 1.0) ** GAMMA, nrm, pos, light, gloss)
-        out[:, pix] = (lin.clamp(0.0, 1.0) ** (1.0 / GAMMA)).T
+        lin = shade(stable_pow(albedo.clamp(0.0, 1.0), GAMMA), nrm, pos, light, gloss)
+        out[:, pix] = stable_pow(lin.clamp(0.0, 1.0), 1.0 / GAMMA).T
         return out.view(3, h, w)
 
     def to(self, device: torch.device | str) -> ProceduralGenerator:

@@ -16,6 +16,20 @@ import torch.nn.functional as F
 from sfray.generators.procedural.randomness import uniform
 
 
+def stable_pow(base: torch.Tensor, exponent: float) -> torch.Tensor:
+    """``base ** exponent`` whose bits do not depend on the intra-op thread count.
+
+    A float32 ``pow`` over more than a few ten thousand elements is split across threads, and each
+    chunk ends with a few elements computed by the scalar ``pow`` instead of the vectorized one;
+    the two can differ in the last bit, so where the chunks end (i.e. the thread count) moved
+    pixels (docs/reliability.md, "Record bytes and the thread count"). Evaluated in float64 and
+    rounded once, the two paths' disagreement (one float64 ulp at most) survives the rounding only
+    for a value within that ulp of a float32 rounding boundary, about one element in 2^28 of the
+    few that land in a chunk's scalar tail.
+    """
+    return base.to(torch.float64).pow(exponent).to(base.dtype)
+
+
 def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """(B, V, 3) unit normals: area-weighted mean of the faces' right-hand-rule normals.
 
@@ -73,7 +87,7 @@ def shade(albedo: torch.Tensor, normals: torch.Tensor, points: torch.Tensor, lig
     ndl = (n * ldir).sum(-1, keepdim=True).clamp_min(0.0)
     half = F.normalize(ldir + view, dim=-1, eps=1e-12)
     ndh = (n * half).sum(-1, keepdim=True).clamp_min(0.0)
-    spec = light.specular * ndh.pow(light.shininess) * (ndl > 0)
+    spec = light.specular * stable_pow(ndh, light.shininess) * (ndl > 0)
     if gloss is not None:
         spec = spec * gloss
     return albedo * (light.ambient.to(dev, dt)[None] + lcol * ndl) + lcol * spec
