@@ -1,5 +1,5 @@
 """Stage II on Ray Train: two DDP workers finetune over the frozen Stage I model and rank 0
-writes the same report files as the plain-torch runner. One local Ray (loopback only)."""
+writes the same report files as the plain-torch runner, on the session's shared local Ray (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -19,19 +19,7 @@ pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    from sfray.distributed.runtime import use_loopback
-
-    use_loopback()
-    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-def test_two_workers_finetune_and_report(ray_local, tmp_path_factory, tmp_path):
+def test_two_workers_finetune_and_report(shared_ray, tmp_path_factory, tmp_path):
     from sfray.distributed.finetune import finetune_any
 
     stage1 = cached_stage1(tmp_path_factory, cached_real_dataset(tmp_path_factory))

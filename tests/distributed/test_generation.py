@@ -1,6 +1,7 @@
 """Generation through the Ray executor: determinism, resume, and fault injection.
 
-One local Ray runtime (loopback only) serves the module; each test writes its own dataset.
+The session's shared local Ray (loopback only, tests/conftest.py) serves the module; each test writes its
+own dataset.
 """
 
 from __future__ import annotations
@@ -25,18 +26,6 @@ from sfray.data.verify import verify_dataset
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "configs" / "generate" / "quickstart.yaml"
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    from sfray.distributed.runtime import use_loopback
-
-    use_loopback()  # loopback only
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def run_generation(cfg: GenerateJobConfig, **kwargs):
@@ -70,7 +59,7 @@ def assert_complete(out: Path, n: int) -> None:
     assert all(".tmp-" not in s for s in referenced)
 
 
-def test_split_runs_are_byte_identical_to_one_run(tmp_path, ray_local):
+def test_split_runs_are_byte_identical_to_one_run(tmp_path, shared_ray):
     one = tmp_path / "one"
     run_generation(tiny(one), progress=False)
     assert_complete(one, 16)
@@ -85,7 +74,7 @@ def test_split_runs_are_byte_identical_to_one_run(tmp_path, ray_local):
     assert (one / "preview.png").is_file() and (one / "dataset.yaml").is_file()
 
 
-def test_the_ray_executor_makes_the_recorded_records(tmp_path, ray_local):
+def test_the_ray_executor_makes_the_recorded_records(tmp_path, shared_ray):
     """The fixture's config through the actor pool gives the bytes recorded before the refactor."""
     from tests.generation.fixture_rows import expected_rows, fixture, manifest_rows
 
@@ -99,7 +88,7 @@ def test_the_ray_executor_makes_the_recorded_records(tmp_path, ray_local):
     assert manifest_rows(out) == expected
 
 
-def test_resume_refuses_incompatible_settings(tmp_path, ray_local):
+def test_resume_refuses_incompatible_settings(tmp_path, shared_ray):
     from sfray.errors import ConfigError
 
     out = tmp_path / "d"
@@ -108,7 +97,7 @@ def test_resume_refuses_incompatible_settings(tmp_path, ray_local):
         run_generation(tiny(out, "seed=5"), progress=False)
 
 
-def test_actor_killed_mid_run_loses_nothing(tmp_path, ray_local):
+def test_actor_killed_mid_run_loses_nothing(tmp_path, shared_ray):
     out = tmp_path / "actor"
     summary = run_generation(tiny(out, "generate.num_samples=24", "faults.fail_actor_after_batches=1"),
                              progress=False)
@@ -145,7 +134,7 @@ def test_driver_killed_mid_write_then_rerun(tmp_path):
     assert np.all(np.diff(Manifest.load(out).committed_ids()) == 1)
 
 
-def test_quality_gate_drops_are_recorded_and_survive_resume(tmp_path, ray_local, capsys):
+def test_quality_gate_drops_are_recorded_and_survive_resume(tmp_path, shared_ray, capsys):
     from sfray.cli import main
     out = tmp_path / "gate"
     gate = ["quality.policy=drop", "quality.min_mask_iou=0.96"]  # hair caps lower the mesh-vs-image IoU

@@ -21,8 +21,7 @@ def _sample(i: int) -> dict:
 
 
 @pytest.mark.ray
-def test_read_committed_records(tmp_path):
-    ray = pytest.importorskip("ray")
+def test_read_committed_records(tmp_path, shared_ray):
     from sfray.distributed.lmdb_datasource import SfrayLmdbDatasource, read_sfray_dataset
 
     root = tmp_path / "ds"
@@ -34,21 +33,15 @@ def test_read_committed_records(tmp_path):
     tasks = SfrayLmdbDatasource(root).get_read_tasks(2)
     assert len(tasks) == 2 and sum(t.metadata.num_rows for t in tasks) == 9
 
-    from sfray.distributed.runtime import use_loopback
-
-    use_loopback()  # _node_ip_address alone still resolves 127.0.0.1 to the machine's address
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        rows = read_sfray_dataset(root, rows_per_block=2).take_all()
-        assert sorted(r["sample_id"] for r in rows) == list(range(9))
-        for r in rows:
-            s = _sample(r["sample_id"])
-            assert np.array_equal(r[Field.IMAGE], s[Field.IMAGE]) and r[Field.SEED] == s[Field.SEED]
-            assert np.array_equal(r[Field.DEPTH], s[Field.DEPTH].astype(np.float16).astype(np.float32))
-        raw = read_sfray_dataset(root, decode=False, statuses=("ok",)).take_all()
-        assert {r["checksum"] for r in raw} == {c for rc in receipts for c in rc.checksums}
-        images_only = read_sfray_dataset(root, fields=[Field.IMAGE])
-        batch = next(iter(images_only.iter_batches(batch_size=4, batch_format="numpy")))
-        assert batch[Field.IMAGE].shape[1:] == (3, 16, 16) and Field.DEPTH not in batch
-    finally:
-        ray.shutdown()
+    # the session's shared local Ray (loopback only, tests/conftest.py)
+    rows = read_sfray_dataset(root, rows_per_block=2).take_all()
+    assert sorted(r["sample_id"] for r in rows) == list(range(9))
+    for r in rows:
+        s = _sample(r["sample_id"])
+        assert np.array_equal(r[Field.IMAGE], s[Field.IMAGE]) and r[Field.SEED] == s[Field.SEED]
+        assert np.array_equal(r[Field.DEPTH], s[Field.DEPTH].astype(np.float16).astype(np.float32))
+    raw = read_sfray_dataset(root, decode=False, statuses=("ok",)).take_all()
+    assert {r["checksum"] for r in raw} == {c for rc in receipts for c in rc.checksums}
+    images_only = read_sfray_dataset(root, fields=[Field.IMAGE])
+    batch = next(iter(images_only.iter_batches(batch_size=4, batch_format="numpy")))
+    assert batch[Field.IMAGE].shape[1:] == (3, 16, 16) and Field.DEPTH not in batch

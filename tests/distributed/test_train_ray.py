@@ -1,5 +1,5 @@
 """Stage I on Ray Train: a killed worker resumes from its checkpoint; a live generation stream
-trains without writing a shard. One local Ray runtime (loopback only) serves the module."""
+trains without writing a shard, on the session's shared local Ray (loopback only, tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -21,25 +21,13 @@ ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "configs" / "train" / "quickstart.yaml"
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    from sfray.distributed.runtime import use_loopback
-
-    use_loopback()
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def _config(out: Path, *extra: str) -> TrainJobConfig:
     return load_config(TrainJobConfig, QUICKSTART, [
         "runner=ray", f"output_dir={out}", "crop.input_size=64", "data.val_fraction=0.25",
         "optim.warmup_steps=0", "ray.cpus_per_worker=1", "train.figure_samples=2", "train.validate_every=1", *extra])
 
 
-def test_killed_worker_resumes_from_its_checkpoint(ray_local, tmp_path_factory, tmp_path):
+def test_killed_worker_resumes_from_its_checkpoint(shared_ray, tmp_path_factory, tmp_path):
     from sfray.distributed.train_stage1 import run_stage1_ray
     from sfray.train.faults import FAULTS_DIR, KILLED_MARKER
 
@@ -62,7 +50,7 @@ def test_killed_worker_resumes_from_its_checkpoint(ray_local, tmp_path_factory, 
     assert (out / "predictions.npz").is_file() and (out / "model" / "model.safetensors").is_file()
 
 
-def test_training_from_a_live_generation_stream_writes_no_shard(ray_local, tmp_path, monkeypatch):
+def test_training_from_a_live_generation_stream_writes_no_shard(shared_ray, tmp_path, monkeypatch):
     from sfray.distributed.train_stage1 import run_stage1_ray
 
     gen_out = tmp_path / "never_written"

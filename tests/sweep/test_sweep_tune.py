@@ -22,19 +22,7 @@ GOOD = {"optim.lr_heads": 0.03, "optim.lr_encoder": 0.03}
 WEAK = {"optim.lr_heads": 1.0e-8, "optim.lr_encoder": 1.0e-8}  # the schema refuses 0; this learns nothing
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    from sfray.distributed.runtime import use_loopback
-
-    use_loopback()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-def test_sweep_writes_table_and_asha_stops_weak_trials(ray_local, tmp_path, tmp_path_factory):
+def test_sweep_writes_table_and_asha_stops_weak_trials(shared_ray, tmp_path, tmp_path_factory):
     from sfray.distributed.tune import run_sweep
 
     # grid order: the learning-rate pair varies slowest, so both weak trials start after a good

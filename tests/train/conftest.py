@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from real_dataset import cached_real_dataset
+from real_dataset import cached_real_dataset, one_torch_thread
 
 
 @pytest.fixture(scope="session")
@@ -13,12 +13,8 @@ def real_dataset(tmp_path_factory) -> Path:
     return cached_real_dataset(tmp_path_factory)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine, 2 spinning threads slow steps down tenfold."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+@pytest.fixture(autouse=True, name="one_torch_thread")
+def _one_torch_thread_per_test():
+    """One intra-op thread for each test (module-scoped fixtures set up before this runs)."""
+    with one_torch_thread():
+        yield

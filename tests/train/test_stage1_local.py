@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from real_dataset import one_torch_thread
 
 from sfray.config import load_config
 from sfray.config.train import TrainJobConfig
@@ -49,10 +50,11 @@ def config(dataset: Path, out: Path, *extra: str) -> TrainJobConfig:
 def trained(real_dataset, tmp_path_factory):
     """One short run shared by the tests below (the learning test asserts on it)."""
     out = tmp_path_factory.mktemp("stage1") / "run"
-    report = train_stage1(
-        config(real_dataset, out, "train.max_steps=120", "train.epochs=100", "train.validate_every=50"),
-        progress=False,
-    )
+    with one_torch_thread():  # module scope: set up before conftest's per-test one-thread fixture
+        report = train_stage1(
+            config(real_dataset, out, "train.max_steps=120", "train.epochs=100", "train.validate_every=50"),
+            progress=False,
+        )
     return out, report
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from real_dataset import one_torch_thread
 from stage2_setup import cached_lapa_like, cached_stage1
 
 from sfray.benchmarks.catalog import open_benchmark
@@ -46,7 +47,8 @@ def finetune_config(stage1: Path, lapa: Path, out: Path, *extra: str) -> Finetun
 @pytest.fixture(scope="module")
 def finetuned(stage1, lapa_like, tmp_path_factory):
     out = tmp_path_factory.mktemp("s2") / "run"
-    report = run_finetune(finetune_config(stage1, lapa_like, out), progress=False)
+    with one_torch_thread():  # module scope: set up before conftest's per-test one-thread fixture
+        report = run_finetune(finetune_config(stage1, lapa_like, out), progress=False)
     return out, report
 
 
