@@ -10,8 +10,9 @@ the same number of times, because under Ray they are barriers.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,19 @@ import torch.distributed as dist
 from torch import nn
 
 from sfray.train.checkpoint import checkpoints_root, new_tmp_dir, publish
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """``train.threads`` for the duration of one in-process run (0: leave torch's setting), restored
+    afterwards: the pipeline and the sweep run several jobs in one process, each with its own."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def resolve_device(name: str) -> torch.device:

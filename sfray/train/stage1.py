@@ -36,7 +36,7 @@ from sfray.train.checkpoint import (
     latest_checkpoint,
     read_meta,
 )
-from sfray.train.context import LocalContext, RunContext, resolve_device
+from sfray.train.context import LocalContext, RunContext, resolve_device, torch_threads
 from sfray.train.data import LoaderData, open_dataset, split_indices
 from sfray.train.evaluation import PixelVotes
 from sfray.train.faults import kill_worker_hook
@@ -200,8 +200,6 @@ def train_stage1(cfg: TrainJobConfig, *, progress: bool = True,
     keys), e.g. a sweep's scheduler; it may raise to stop the run.
     """
     plan = plan_stage1(cfg)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
     out = plan.output_dir
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / CONFIG_FILE, plan.config_yaml)
@@ -209,8 +207,10 @@ def train_stage1(cfg: TrainJobConfig, *, progress: bool = True,
     ds = open_dataset(cfg.data.dataset_dir, TRAIN_FIELDS)
     data = LoaderData(ds, plan.train_indices, cfg.train.batch_size, rank=ctx.rank, world=ctx.world_size,
                       seed=cfg.seed, num_workers=cfg.data.num_workers)
-    report = run_stage1_worker(cfg, plan, ctx, data, dataset_val_source(cfg, plan), resume_from=plan.resume_from,
-                               votes=lambda: training_votes(cfg, plan), progress=progress)
+    with torch_threads(cfg.train.threads):
+        report = run_stage1_worker(cfg, plan, ctx, data, dataset_val_source(cfg, plan),
+                                   resume_from=plan.resume_from, votes=lambda: training_votes(cfg, plan),
+                                   progress=progress)
     return report or {}
 
 

@@ -39,7 +39,7 @@ from sfray.models.io import MODEL_DIR, find_model_dir
 from sfray.models.labelnet import LabelNetSpec
 from sfray.models.multitask import MultiTaskModel
 from sfray.train.checkpoint import CONFIG_FILE, check_resume_compatible, read_meta
-from sfray.train.context import LocalContext, RunContext, resolve_device
+from sfray.train.context import LocalContext, RunContext, resolve_device, torch_threads
 from sfray.train.data import LoaderData
 from sfray.train.loop import fit
 from sfray.train.stage1 import _choose_resume
@@ -215,12 +215,12 @@ def run_finetune(cfg: FinetuneJobConfig, *, progress: bool = True) -> dict[str, 
     if plan.done is not None:
         return plan.done
     assert reader is not None
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
     out = plan.output_dir
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / CONFIG_FILE, plan.config_yaml)
     ctx = LocalContext(out, resolve_device(cfg.train.device), cfg.train.keep_checkpoints)
     data = LoaderData(train_dataset(cfg, reader, plan), plan.train_indices, cfg.train.batch_size, rank=ctx.rank,
                       world=ctx.world_size, seed=cfg.seed, num_workers=0)
-    return run_stage2_worker(cfg, plan, ctx, data, reader, resume_from=plan.resume_from, progress=progress) or {}
+    with torch_threads(cfg.train.threads):
+        report = run_stage2_worker(cfg, plan, ctx, data, reader, resume_from=plan.resume_from, progress=progress)
+    return report or {}

@@ -1,4 +1,5 @@
-"""Stage II's joint loss: cross-entropy plus, when weighted, a soft Dice term over the same pixels."""
+"""Stage II's joint loss (cross-entropy plus, when weighted, a soft Dice term over the same pixels),
+and the torch thread count of one in-process run."""
 
 from __future__ import annotations
 
@@ -42,3 +43,17 @@ def test_the_dice_term_is_added_to_the_parsing_term_when_weighted(dice):
         d = soft_dice(logits, target)
         torch.testing.assert_close(terms["parsing_dice"], d)
         torch.testing.assert_close(terms[LOSS], 2.0 * (ce + dice * d))
+
+
+def test_train_threads_apply_to_one_run_and_are_restored():
+    from sfray.train.context import torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(1 if before != 1 else 2):
+        assert torch.get_num_threads() == (1 if before != 1 else 2)
+    assert torch.get_num_threads() == before
+    with torch_threads(0):  # 0: torch's own setting, untouched
+        assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), torch_threads(1):
+        raise RuntimeError("a failed run restores them too")
+    assert torch.get_num_threads() == before
