@@ -17,7 +17,7 @@ import torch
 from sfray.config.loader import load_config
 from sfray.config.schema import GenerateJobConfig
 from sfray.generation.producer import SampleProducer
-from tests.generation.thread_helpers import intra_op_threads
+from sfray.train.context import torch_threads
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "configs" / "generate" / "quickstart.yaml"
 
@@ -29,7 +29,7 @@ def test_records_are_the_same_bytes_under_one_and_two_threads(tmp_path):
     ids = np.arange(4, 8)  # one aligned batch
     records = {}
     for n in (1, 2):
-        with intra_op_threads(n):
+        with torch_threads(n):
             records[n] = [p.record for p in producer.produce(ids)]
     assert all(records[1]), "the quickstart keeps every sample"
     changed = [int(i) for i, a, b in zip(ids, records[1], records[2]) if a != b]
@@ -38,6 +38,6 @@ def test_records_are_the_same_bytes_under_one_and_two_threads(tmp_path):
 
 def test_intra_op_threads_restores_the_count():
     before = torch.get_num_threads()
-    with intra_op_threads(2 if before == 1 else 1):
+    with torch_threads(2 if before == 1 else 1):
         assert torch.get_num_threads() != before
     assert torch.get_num_threads() == before

@@ -17,8 +17,8 @@ from sfray.generators.procedural.renderer import GAMMA
 from sfray.generators.procedural.shading import stable_pow
 from sfray.geometry.alignment_map import AlignmentMap
 from sfray.geometry.transform import head_to_world_matrix, similarity_matrix
+from sfray.train.context import torch_threads
 from tests.annotate.annotate_helpers import camera_labels, make_specs, procedural_head
-from tests.generation.thread_helpers import intra_op_threads
 
 RES = 64
 MISALIGN = [4.0, -6.0, 2.0, 0.03, -0.02, 0.01, 1.04]
@@ -184,7 +184,7 @@ def test_stable_pow_is_the_same_bits_whatever_the_thread_count(exponent):
     x = torch.rand(300_001, generator=torch.Generator().manual_seed(5))
     runs = []
     for n in (1, 2, 3):
-        with intra_op_threads(n):
+        with torch_threads(n):
             runs.append(stable_pow(x, exponent))
     assert runs[0].dtype == torch.float32
     assert all(torch.equal(runs[0], r) for r in runs[1:])

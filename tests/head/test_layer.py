@@ -8,7 +8,7 @@ import torch
 
 from sfray.errors import ConfigError, SfrayError
 from sfray.head.layer import HeadModel, batch_rodrigues, dynamic_contour_rows, lbs, regress_joints
-from tests.generation.thread_helpers import intra_op_threads
+from sfray.train.context import torch_threads
 
 # ---------------------------------------------------------------------------------------------
 # Independent reference: written from the FLAME paper's equations, loops over joints and vertices
@@ -183,7 +183,7 @@ def test_joint_regression_is_correctly_rounded_whatever_the_thread_count():
     v = torch.randn(4, 6001, 3, generator=g)
     runs = []
     for n in (1, 2, 3):
-        with intra_op_threads(n):
+        with torch_threads(n):
             runs.append(regress_joints(w, v))
     assert runs[0].dtype == torch.float32 and runs[0].shape == (4, 5, 3)
     assert all(torch.equal(runs[0], r) for r in runs[1:])

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from real_dataset import cached_real_dataset, one_torch_thread
+from real_dataset import cached_real_dataset
+
+from sfray.train.context import torch_threads
 
 
 @pytest.fixture(scope="session")
@@ -16,5 +18,5 @@ def real_dataset(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True, name="one_torch_thread")
 def _one_torch_thread_per_test():
     """One intra-op thread for each test (module-scoped fixtures set up before this runs)."""
-    with one_torch_thread():
+    with torch_threads(1):
         yield

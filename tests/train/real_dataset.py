@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -14,21 +12,6 @@ from sfray.data.shard import write_shard
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "configs" / "generate" / "quickstart.yaml"
-
-
-@contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """One torch intra-op thread for the block: on a shared 2-core machine, 2 spinning threads slow
-    training steps down about tenfold. A module-scoped fixture runs before the function-scoped
-    autouse fixture of tests/train/conftest.py has set this, so it wraps itself in it."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 def generation_config(out: Path, num: int, res: int, *extra: str) -> GenerateJobConfig:

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from real_dataset import one_torch_thread
 
 from sfray.config import load_config
 from sfray.config.train import TrainJobConfig
@@ -20,6 +19,7 @@ from sfray.conventions import Field
 from sfray.data.record import decode_record
 from sfray.data.torch_dataset import SfrayDataset
 from sfray.errors import AssetError, ConfigError
+from sfray.train.context import torch_threads
 from sfray.train.stage1 import load_stage1_model, train_stage1
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +50,7 @@ def config(dataset: Path, out: Path, *extra: str) -> TrainJobConfig:
 def trained(real_dataset, tmp_path_factory):
     """One short run shared by the tests below (the learning test asserts on it)."""
     out = tmp_path_factory.mktemp("stage1") / "run"
-    with one_torch_thread():  # module scope: set up before conftest's per-test one-thread fixture
+    with torch_threads(1):  # module scope: set up before conftest's per-test one-thread fixture
         report = train_stage1(
             config(real_dataset, out, "train.max_steps=120", "train.epochs=100", "train.validate_every=50"),
             progress=False,

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
-from real_dataset import one_torch_thread
 from stage2_setup import cached_lapa_like, cached_stage1
 
 from sfray.benchmarks.catalog import open_benchmark
@@ -21,6 +20,7 @@ from sfray.config import load_config
 from sfray.config.finetune import EvaluateJobConfig, FinetuneJobConfig
 from sfray.errors import SfrayError
 from sfray.evaluate.job import run_evaluation
+from sfray.train.context import torch_threads
 from sfray.train.stage2 import run_finetune
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +47,7 @@ def finetune_config(stage1: Path, lapa: Path, out: Path, *extra: str) -> Finetun
 @pytest.fixture(scope="module")
 def finetuned(stage1, lapa_like, tmp_path_factory):
     out = tmp_path_factory.mktemp("s2") / "run"
-    with one_torch_thread():  # module scope: set up before conftest's per-test one-thread fixture
+    with torch_threads(1):  # module scope: set up before conftest's per-test one-thread fixture
         report = run_finetune(finetune_config(stage1, lapa_like, out), progress=False)
     return out, report
 
