@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from sfray.progress import Progress
 
-__all__ = ["Progress", "add_config_args", "int_in", "load_from_args"]
+__all__ = ["Progress", "add_config_args", "add_progress_flag", "int_in", "load_from_args"]
 
 T = TypeVar("T")
 
@@ -16,6 +16,11 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     """Positional CONFIG (a YAML under configs/, or a path) followed by key=value overrides."""
     parser.add_argument("config", help="config YAML (e.g. configs/generate/quickstart.yaml)")
     parser.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. generate.num_samples=32")
+
+
+def add_progress_flag(parser: argparse.ArgumentParser, what: str = "progress lines") -> None:
+    """``--no-progress`` (read back as ``args.no_progress``) for commands that print progress."""
+    parser.add_argument("--no-progress", action="store_true", help=f"do not print {what}")
 
 
 def load_from_args(schema: type[T], args: argparse.Namespace) -> T:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sfray.cli.common import add_config_args, load_from_args
+from sfray.cli.common import add_config_args, add_progress_flag, load_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and qualitative.png into output_dir; rerunning the same command resumes or returns the report.",
     )
     add_config_args(p)
-    p.add_argument("--no-progress", action="store_true", help="do not print progress lines")
+    add_progress_flag(p)
     p.set_defaults(handler=_run)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sfray.cli.common import add_config_args, load_from_args
+from sfray.cli.common import add_config_args, add_progress_flag, load_from_args
 from sfray.data.layout import PREVIEW_FILE
 
 
@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "+ preview.png in output_dir. Rerunning the same command resumes where it stopped.",
     )
     add_config_args(p)
-    p.add_argument("--no-progress", action="store_true", help="do not print the progress line")
+    add_progress_flag(p, "the progress line")
     p.set_defaults(handler=_run)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sfray.cli.common import add_config_args, load_from_args
+from sfray.cli.common import add_config_args, add_progress_flag, load_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "rerunning the same command continues where it stopped (docs/quickstart.md).",
     )
     add_config_args(p)
-    p.add_argument("--no-progress", action="store_true", help="do not print the stages' progress lines")
+    add_progress_flag(p, "the stages' progress lines")
     p.set_defaults(handler=_run)
 
 

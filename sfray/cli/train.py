@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sfray.cli.common import add_config_args, load_from_args
+from sfray.cli.common import add_config_args, add_progress_flag, load_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "predictions.png into output_dir; rerunning the same command resumes the run.",
     )
     add_config_args(p)
-    p.add_argument("--no-progress", action="store_true", help="do not print the progress line")
+    add_progress_flag(p, "the progress line")
     p.set_defaults(handler=_run)
 
 

@@ -25,7 +25,7 @@ from sfray.benchmarks.schemas import DIRECT_MAPPINGS, LabelSchema
 from sfray.benchmarks.torch_dataset import KEY, BenchmarkDataset, crop_from_item
 from sfray.conventions import Field
 from sfray.evaluate.scoring import SplitScorer, SplitScores
-from sfray.models.labelnet import map_class_probabilities
+from sfray.models.labelnet import merge_class_probabilities
 from sfray.progress import Progress
 
 #: Output key of per-class scores (B, C, S, S) in the benchmark's ids.
@@ -82,7 +82,7 @@ def direct_mapping_probabilities(synthetic_logits: torch.Tensor, schema: LabelSc
     to it (``schemas.DIRECT_MAPPINGS``): the "SB" baseline that Stage II finetuning must beat.
     """
     table = torch.as_tensor(DIRECT_MAPPINGS[schema.name], dtype=torch.int64)
-    return map_class_probabilities(synthetic_logits, table, schema.num_classes)
+    return merge_class_probabilities(synthetic_logits.float().softmax(dim=1), table, schema.num_classes)
 
 
 def oracle_predict(batch: dict[str, Any], num_classes: int) -> dict[str, Any]:

@@ -72,10 +72,9 @@ class LabelNetSpec:
 PRIOR_FLOOR = 1e-3
 
 
-def map_class_probabilities(scores: torch.Tensor, table: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """(B, S, H, W) source-class scores -> (B, num_classes, H, W) probabilities: each target class
-    sums the softmax of the source classes ``table`` sends to it (the direct mapping)."""
-    probs = scores.float().softmax(dim=1)
+def merge_class_probabilities(probs: torch.Tensor, table: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(B, S, H, W) source-class probabilities -> (B, num_classes, H, W): each target class sums the
+    probabilities of the source classes ``table`` sends to it (the direct mapping)."""
     out = probs.new_zeros((probs.shape[0], num_classes) + tuple(probs.shape[2:]))
     return out.index_add_(1, table.to(probs.device), probs)
 
@@ -134,10 +133,10 @@ class LabelFinetuneModel(nn.Module):
         out: dict[str, torch.Tensor] = {}
         if self.seg is not None:
             scores = s1[Field.SEGMENTATION].float()
-            x = scores.softmax(dim=1) if self.spec.seg_probabilities else scores
-            logits = self.seg(self._with_features(x, s1))
+            probs = scores.softmax(dim=1) if self.spec.seg_probabilities or self.spec.seg_prior else None
+            logits = self.seg(self._with_features(probs if self.spec.seg_probabilities else scores, s1))
             if self.spec.seg_prior:
-                prior = map_class_probabilities(scores, self.seg_prior_table, self.spec.num_classes)
+                prior = merge_class_probabilities(probs, self.seg_prior_table, self.spec.num_classes)
                 logits = logits + prior.clamp_min(PRIOR_FLOOR).log()
             out[Field.SEGMENTATION] = logits
         if self.landmarks is not None:

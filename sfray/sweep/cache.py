@@ -20,18 +20,11 @@ from omegaconf import OmegaConf
 
 from sfray.config.schema import GenerateJobConfig
 from sfray.io.atomic import atomic_write_text
+from sfray.io.digest import file_sha256
 from sfray.io.lock import LockHeld, directory_lock
 
 READY = "READY"
 LOCKS = ".locks"
-
-
-def file_digest(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def content_key(cfg: GenerateJobConfig) -> str:
@@ -39,7 +32,7 @@ def content_key(cfg: GenerateJobConfig) -> str:
     tree = OmegaConf.to_container(OmegaConf.structured(cfg))
     tree.pop("output_dir", None)
     guide = tree.get("sampling", {}).pop("guide", None)
-    payload = {"config": tree, "guide": file_digest(guide) if guide else None}
+    payload = {"config": tree, "guide": file_sha256(guide) if guide else None}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 

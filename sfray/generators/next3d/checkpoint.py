@@ -11,7 +11,6 @@ one ``.safetensors`` file: the state dict, the plain attributes under ``attr.*``
 from __future__ import annotations
 
 import collections
-import hashlib
 import json
 import os
 import re
@@ -24,6 +23,7 @@ import torch
 
 from sfray.errors import AssetError
 from sfray.io.atomic import atomic_path
+from sfray.io.digest import file_sha256
 from sfray.io.paths import require_file
 from sfray.io.space import space_error
 from sfray.generators.next3d.config import Next3DConfig, default_rendering_kwargs
@@ -90,14 +90,6 @@ class StateReport:
         return {"ok": self.ok, "missing": self.missing, "unexpected": self.unexpected,
                 "mismatched": [{"name": n, "expected": list(e), "found": list(f)} for n, e, f in self.mismatched],
                 "ignored_extras": self.ignored_extras}
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _plain(v: Any) -> Any:
