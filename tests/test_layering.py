@@ -20,10 +20,10 @@ import pytest
 import sfray
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Bottom to top. Each entry may import only entries to its left. The first five are leaves
-#: with no heavy dependencies; they are ordered too, so the whole graph is a DAG.
+#: Bottom to top. Each entry may import only entries to its left. The first six are leaves (only
+#: devices needs torch, the others nothing heavy); they are ordered too, so the whole graph is a DAG.
 LAYERS = (
-    "errors", "conventions", "registry", "io", "progress",
+    "errors", "conventions", "registry", "io", "progress", "devices",
     "config",
     "viz",
     "geometry",

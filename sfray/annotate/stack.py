@@ -13,18 +13,12 @@ import torch
 
 from sfray.annotate.annotator import Annotator
 from sfray.config.schema import GenerateJobConfig
+from sfray.devices import resolve_device
 from sfray.generators.base import Generator
 from sfray.generators.factory import build_generator
 from sfray.geometry.alignment_map import AlignmentMap
 from sfray.head.factory import build_head
 from sfray.head.layer import HeadModel
-
-
-def resolve_device(name: str) -> torch.device:
-    """``generator.device``: ``auto`` picks the GPU this process was given (a Ray actor's), else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 @dataclass

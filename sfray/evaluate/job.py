@@ -19,6 +19,7 @@ from sfray.benchmarks.base import BenchmarkReader
 from sfray.benchmarks.catalog import BENCHMARKS, benchmark_names, open_benchmark
 from sfray.config.finetune import BenchmarkSection, EvaluateJobConfig, FinetuneJobConfig
 from sfray.config.loader import config_from_yaml_text, to_yaml
+from sfray.devices import resolve_device
 from sfray.errors import AssetError, ConfigError, SfrayError
 from sfray.evaluate.methods import (
     DIRECT_METHOD,
@@ -110,10 +111,6 @@ def check_labelnet_fits(net: LabelFinetuneModel, reader: BenchmarkReader, where:
                          f"{reader.num_landmarks}")
 
 
-def _device(name: str) -> torch.device:
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
-
-
 def run_evaluation(cfg: EvaluateJobConfig, *, progress: bool = True) -> dict[str, Any]:
     """Score the direct mapping (and ``model.finetuned``) on the benchmark; returns report.json's content."""
     out = Path(cfg.output_dir)
@@ -121,7 +118,7 @@ def run_evaluation(cfg: EvaluateJobConfig, *, progress: bool = True) -> dict[str
     done = completed_report(out, config_yaml)
     if done is not None:
         return done
-    device = _device(cfg.evaluate.device)
+    device = resolve_device(cfg.evaluate.device)
     labelnet, ft_cfg = None, None
     if cfg.model.finetuned:
         d = find_model_dir(cfg.model.finetuned, LABELNET_JSON)

@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 from sfray.config.loader import config_from_yaml_text, to_yaml
 from sfray.config.train import RESUME_KEYS, TrainJobConfig
 from sfray.conventions import Field
+from sfray.devices import resolve_device
 from sfray.errors import AssetError, ConfigError
 from sfray.io.atomic import atomic_write_text
 from sfray.models import MODEL_SIZES
@@ -36,7 +37,7 @@ from sfray.train.checkpoint import (
     latest_checkpoint,
     read_meta,
 )
-from sfray.train.context import LocalContext, RunContext, resolve_device, torch_threads
+from sfray.train.context import LocalContext, RunContext, torch_threads
 from sfray.train.data import LoaderData, open_dataset, split_indices
 from sfray.train.evaluation import PixelVotes
 from sfray.train.faults import kill_worker_hook

@@ -25,6 +25,7 @@ from sfray.benchmarks.base import TASK_DEPTH, TASK_LANDMARKS, TASK_PARSING, Benc
 from sfray.benchmarks.torch_dataset import BenchmarkDataset
 from sfray.config.finetune import FinetuneJobConfig
 from sfray.config.loader import to_yaml
+from sfray.devices import resolve_device
 from sfray.errors import ConfigError
 from sfray.evaluate.job import (
     completed_report,
@@ -39,7 +40,7 @@ from sfray.models.io import MODEL_DIR, find_model_dir
 from sfray.models.labelnet import LabelNetSpec
 from sfray.models.multitask import MultiTaskModel
 from sfray.train.checkpoint import CONFIG_FILE, check_resume_compatible, read_meta
-from sfray.train.context import LocalContext, RunContext, resolve_device, torch_threads
+from sfray.train.context import LocalContext, RunContext, torch_threads
 from sfray.train.data import LoaderData
 from sfray.train.loop import fit
 from sfray.train.stage1 import _choose_resume
