@@ -14,10 +14,10 @@ from typing import Any
 
 from sfray.config.pipeline import STAGE_ORDER
 from sfray.data.layout import PREVIEW_FILE
+from sfray.evaluate.report import REPORT_JSON
 from sfray.io.atomic import atomic_write_text
 from sfray.pipeline.layout import REPORT_FILE, STAGE_DIRS, stage_dir
 from sfray.pipeline.marker import read_marker
-from sfray.pipeline.stages import JOB_REPORT_JSON
 
 #: Stage I's figure of held-out predictions (written by the Stage I report).
 STAGE1_FIGURE = "predictions.png"
@@ -86,7 +86,7 @@ def _dataset_section(root: Path) -> list[str]:
 
 
 def _stage1_section(root: Path) -> list[str]:
-    rep = _read_json(stage_dir(root, "train") / JOB_REPORT_JSON)
+    rep = _read_json(stage_dir(root, "train") / REPORT_JSON)
     if rep is None:
         return ["## Stage I (synthetic data)", "", "No Stage I report yet.", ""]
     val, split = rep.get("val", {}) or {}, rep.get("split", {}) or {}
@@ -152,7 +152,7 @@ def _before_after(rep: dict[str, Any]) -> list[str]:
 
 def _job_section(root: Path, stage: str, title: str, intro: str) -> list[str]:
     folder = stage_dir(root, stage)
-    rep = _read_json(folder / JOB_REPORT_JSON)
+    rep = _read_json(folder / REPORT_JSON)
     if rep is None:
         return [f"## {title}", "", f"No {stage} report yet (the stage has not run).", ""]
     lines = [f"## {title}", "", intro, "", *_before_after(rep), ""]
@@ -177,7 +177,7 @@ def _evaluation_section(root: Path) -> list[str]:
     methods and figures as Stage II's own report, one line says whether they agree (a check of the
     saved model and of the scoring path) instead of a second copy of the table."""
     title, folder = "Evaluation", stage_dir(root, "evaluate")
-    rep, s2 = _read_json(folder / JOB_REPORT_JSON), _read_json(stage_dir(root, "finetune") / JOB_REPORT_JSON)
+    rep, s2 = _read_json(folder / REPORT_JSON), _read_json(stage_dir(root, "finetune") / REPORT_JSON)
     if rep is None or s2 is None:
         return _job_section(root, "evaluate", title, "The finetuned model scored by `sfray evaluate`.")
     ours, theirs = _method_figures(rep), _method_figures(s2)

@@ -23,14 +23,12 @@ from sfray.config.loader import load_config, to_yaml
 from sfray.config.pipeline import PipelineJobConfig
 from sfray.data.layout import DATASET_YAML, MANIFEST_FILE
 from sfray.errors import ConfigError
+from sfray.evaluate.report import REPORT_JSON
+from sfray.models.io import MODEL_DIR
 from sfray.pipeline.layout import REPORT_FILE, stage_dir
 
 #: ``runner(job_config, progress) -> summary``: runs a job stage (e.g. generation on a Ray actor pool).
 Runner = Callable[[Any, bool], dict]
-
-#: Stage I's model folder, and the report file Stage I, Stage II and the evaluation each write.
-STAGE1_MODEL = "model"
-JOB_REPORT_JSON = "report.json"
 
 
 @dataclass
@@ -81,12 +79,12 @@ def _wire_evaluate(root: Path) -> list[str]:
 STAGES: dict[str, Stage] = {
     "generate": Stage("generate", (), (DATASET_YAML, MANIFEST_FILE),
                       ("sfray.config.schema", "GenerateJobConfig"), _wire_generate, needs_runner=True),
-    "train": Stage("train", ("generate",), (JOB_REPORT_JSON, STAGE1_MODEL),
+    "train": Stage("train", ("generate",), (REPORT_JSON, MODEL_DIR),
                    ("sfray.config.train", "TrainJobConfig"), _wire_train, needs_runner=True),
     "lapa_like": Stage("lapa_like", ("generate",), ()),
-    "finetune": Stage("finetune", ("train", "lapa_like"), (JOB_REPORT_JSON,),
+    "finetune": Stage("finetune", ("train", "lapa_like"), (REPORT_JSON,),
                       ("sfray.config.finetune", "FinetuneJobConfig"), _wire_finetune, needs_runner=True),
-    "evaluate": Stage("evaluate", ("finetune", "lapa_like"), (JOB_REPORT_JSON,),
+    "evaluate": Stage("evaluate", ("finetune", "lapa_like"), (REPORT_JSON,),
                       ("sfray.config.finetune", "EvaluateJobConfig"), _wire_evaluate),
     "report": Stage("report", ("generate", "train", "lapa_like", "finetune", "evaluate"), ()),
 }

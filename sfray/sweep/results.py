@@ -19,12 +19,12 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from sfray.config.sweep import METRIC_MODES, SweepJobConfig
+from sfray.evaluate.report import REPORT_MD
 from sfray.io.atomic import atomic_path, atomic_write_text
 from sfray.train.checkpoint import CONFIG_FILE
 from sfray.viz.chart import line_chart
 
 SWEEP_CSV = "sweep.csv"
-REPORT_MD = "report.md"
 PLOT_PNG = "metric.png"
 BEST_YAML = "best.yaml"
 BEST_RUN_DIR = "best_run"

@@ -16,12 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from sfray.evaluate.report import REPORT_JSON, REPORT_MD
 from sfray.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from sfray.train.evaluation import PRED_DATASET, Evaluation
 
 PREDICTIONS_FILE = "predictions.npz"
-REPORT_JSON = "report.json"
-REPORT_MD = "report.md"
 FIGURE_FILE = "predictions.png"
 
 
